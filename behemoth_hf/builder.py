@@ -1,0 +1,110 @@
+"""The `datasets` builder: `load_dataset("behemoth", "default")` or `Behemoth(config_name="tiny")`.
+
+An `ArrowBasedBuilder` (not a per-row `GeneratorBasedBuilder`): splits are produced as Arrow
+tables, which is what makes the 300M-sentence `paper` config feasible. The cache is keyed on a hash
+of the generation code, so a code change never silently reuses stale data.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import inspect
+from collections.abc import Iterator
+
+import datasets
+import pyarrow as pa
+from datasets.builder import Key
+
+from behemoth_hf import config as config_module
+from behemoth_hf import lexicon, render, splits
+from behemoth_hf import world as world_module
+from behemoth_hf.config import GENERATOR_VERSION, NAMED_CONFIGS, WORLD_FIELDS, BehemothConfig
+from behemoth_hf.world import World
+
+
+_DESCRIPTION = """\
+Behemoth: a fully synthetic world of (subject, relation, object) facts written in a made-up
+language, for measuring exactly what unlearning and model editing do to a fact, its paraphrases and
+the facts that depend on it. Splits: `train` (the pretraining corpus, each fact `repeats` times),
+`forget`, `retain`, `dependent` (facts depending on a forget fact), `paraphrase` (forget facts in a
+held-out word order) and `holdout` (facts of subjects never trained on).
+"""
+_CITATION = """\
+@article{iofinova2026behemoth,
+  title   = {Behemoth: a synthetic benchmark for unlearning and editing},
+  author  = {Iofinova, Eugenia and Alistarh, Dan},
+  journal = {arXiv preprint arXiv:2601.23153},
+  year    = {2026}
+}
+"""
+_HOMEPAGE = "https://arxiv.org/abs/2601.23153"
+_LICENSE = "apache-2.0"
+
+DATASET_NAME = "behemoth"
+_GENERATION_MODULES = (config_module, lexicon, world_module, render, splits)
+
+
+def source_hash() -> str:
+    """Hash of the code that determines the generated rows (the builder's cache key)."""
+    digest = hashlib.sha256()
+    for module in (*_GENERATION_MODULES, inspect.getmodule(source_hash)):
+        digest.update(inspect.getsource(module).encode())
+    return digest.hexdigest()[:16]
+
+
+class Behemoth(datasets.ArrowBasedBuilder):
+    """Builder of every Behemoth world; named configs in `NAMED_CONFIGS`, any parameter overridable."""
+
+    BUILDER_CONFIG_CLASS = BehemothConfig
+    BUILDER_CONFIGS = list(NAMED_CONFIGS.values())
+    DEFAULT_CONFIG_NAME = "default"
+    VERSION = datasets.Version(GENERATOR_VERSION)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("hash", source_hash())
+        kwargs.setdefault("dataset_name", DATASET_NAME)
+        super().__init__(*args, **kwargs)
+
+    def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
+        if isinstance(config_name, str) and config_name not in NAMED_CONFIGS:
+            raise ValueError(f"unknown config {config_name!r}; named configs: {', '.join(NAMED_CONFIGS)}")
+        plumbing = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}
+        unknown = sorted(set(config_kwargs) - set(WORLD_FIELDS) - plumbing)
+        if unknown:
+            raise ValueError(f"unknown parameter(s) {unknown}; allowed: {', '.join(sorted(WORLD_FIELDS))}")
+        builder_config, config_id = super()._create_builder_config(
+            config_name, custom_features=custom_features, config_id=config_id, **config_kwargs
+        )
+        # `datasets` applies keyword overrides with setattr, after __post_init__: validate again.
+        builder_config.validate()
+        return builder_config, config_id
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description=_DESCRIPTION,
+            citation=_CITATION,
+            homepage=_HOMEPAGE,
+            license=_LICENSE,
+            features=splits.features(self.config),
+        )
+
+    def _split_generators(self, dl_manager):
+        world = World.generate(self.config)
+        generators = []
+        for name in splits.split_names(world):
+            # A list of passes becomes shards, so `num_proc` generates `train` in parallel.
+            passes = list(range(self.config.repeats)) if name == splits.TRAIN else None
+            generators.append(
+                datasets.SplitGenerator(name=name, gen_kwargs={"world": world, "split": name, "passes": passes})
+            )
+        return generators
+
+    def _generate_tables(self, world: World, split: str, passes: list[int] | None) -> Iterator[tuple[Key, pa.Table]]:
+        if split != splits.TRAIN:
+            yield Key(0, 0), splits.fact_table(world, split)
+            return
+        corpus = splits.TrainCorpus(world)
+        for pass_index in passes:
+            for table_index, table in enumerate(corpus.pass_tables(pass_index)):
+                yield Key(pass_index, table_index), table

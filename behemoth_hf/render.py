@@ -1,0 +1,63 @@
+"""Templates and vectorised rendering of facts into text (pyarrow string kernels, no per-row Python).
+
+A template is a sequence of grammar words and the slots S (subject), R (relation) and O (object).
+`sro` is the canonical statement; `sor`, `osr`, `rso` are the original generator's alternative word
+orders; `qa` is the question/answer form. A *prompt* is everything before the object; only templates
+whose object comes last (`sro`, `rso`, `qa`) have one. Every sentence ends with the word ".".
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from behemoth_hf.lexicon import FILLERS, QUESTION_FILLERS
+
+
+S, R, O = "<S>", "<R>", "<O>"
+W = FILLERS
+WQ = QUESTION_FILLERS
+
+TEMPLATES: dict[str, tuple[str, ...]] = {
+    "sro": ("SS", S, W[0], W[1], "RR", R, W[2], "OO", O),
+    "sor": ("SS", S, W[0], "OO", O, W[3], W[4], "RR", R),
+    "osr": ("OO", O, W[5], "SS", S, W[8], "RR", R),
+    "rso": (W[9], "RR", R, W[7], "SS", S, W[5], "OO", O),
+    "qa": ("QQ", WQ[0], "RR", R, WQ[1], "SS", S, WQ[2], WQ[3], "AA", "OO", O),
+}
+TEMPLATE_NAMES = tuple(TEMPLATES)
+CANONICAL = "sro"
+# Alternative orders used for paraphrases in `train` (paraphrase_fraction) ...
+ALTERNATIVE_ORDERS = ("sor", "osr", "rso")
+# ... and the one that has a prompt, used for the `paraphrase` split and `paraphrased_question`.
+PARAPHRASE = "rso"
+QUESTION = "qa"
+END = "."
+
+
+def _join(parts: list[str | pa.Array]) -> pa.Array:
+    # Merge runs of literal words so the kernel joins as few pieces as possible.
+    merged: list[str | pa.Array] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    return pc.binary_join_element_wise(*merged, " ")
+
+
+def render(template: str, subjects: pa.Array, relations: pa.Array, objects: pa.Array | None, *, prompt_only: bool = False):
+    """Render one template for arrays of names (equal lengths).
+
+    With `prompt_only`, stop before the object (the template must end with it) and `objects` may be None.
+    """
+    items = TEMPLATES[template]
+    if prompt_only:
+        if items[-1] != O:
+            raise ValueError(f"template {template!r} has no prompt: its object is not last")
+        items = items[:-1]
+    slots = {S: subjects, R: relations, O: objects}
+    parts = [slots.get(item, item) for item in items]
+    if not prompt_only:
+        parts.append(END)
+    return _join(parts)

@@ -1,0 +1,204 @@
+"""The splits of a world as Arrow tables: fact rows (forget, retain, ...) and the `train` corpus.
+
+`train` is `repeats` passes; each pass is a fresh seeded shuffle of every trained sentence unit (each
+trained fact as a statement, each Q/A subject's fact once more as a question, each object -> nested
+fact `nested_object_repeats` times). A pass only depends on (seed, pass index), so memory is bounded
+by one pass whatever `repeats` is, and passes can be generated in any order or in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import datasets
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from behemoth_hf.config import BehemothConfig
+from behemoth_hf.render import ALTERNATIVE_ORDERS, CANONICAL, PARAPHRASE, QUESTION, TEMPLATE_NAMES, render
+from behemoth_hf.world import TRAIN_STREAM, Dependency, Membership, World
+
+
+TRAIN = "train"
+FACT_SPLITS = ("forget", "retain", "dependent", "paraphrase", "holdout")
+_SPLIT_MEMBERSHIP = {
+    "forget": Membership.FORGET,
+    "retain": Membership.RETAIN,
+    "dependent": Membership.DEPENDENT,
+    "paraphrase": Membership.FORGET,
+    "holdout": Membership.HOLDOUT,
+}
+DEPENDENCY_NAMES = tuple(kind.name.lower() for kind in Dependency)
+# Rows per Arrow table of `train`: bounds memory, large enough to amortise per-table overhead.
+TRAIN_TABLE_ROWS = 1_000_000
+
+def features(config: BehemothConfig) -> datasets.Features:
+    """The one schema of every split (a config's splits must share it to load from Parquet).
+
+    Fact splits fill every column. `train` rows are sentences: they fill `text`, `fact_id` and
+    `template` and leave the fact columns null (Parquet stores those nulls in a few bytes).
+    The perturbed-answer list has a fixed length per config, as TOFU/OpenUnlearning expect.
+    """
+    string = datasets.Value("string")
+    return datasets.Features(
+        {
+            "text": string,
+            "fact_id": datasets.Value("int64"),
+            "template": datasets.ClassLabel(names=list(TEMPLATE_NAMES)),
+            "subject_id": datasets.Value("int32"),
+            "subject": string,
+            "relation_id": datasets.Value("int32"),
+            "relation": string,
+            "object_id": datasets.Value("int32"),
+            "object": string,
+            "dependency": string,
+            "depends_on": datasets.Value("int64"),
+            "propagated_answer": string,
+            "minority_object": string,
+            "in_qa": datasets.Value("bool"),
+            "prompt": string,
+            "answer": string,
+            "question": string,
+            "paraphrased_question": string,
+            "paraphrased_answer": string,
+            "perturbed_answer": datasets.List(string, length=config.num_perturbed),
+            "target_new": string,
+            "target_new_id": datasets.Value("int32"),
+        }
+    )
+
+
+def split_names(world: World) -> list[str]:
+    """Splits of this world, `train` first; `dependent` only when some fact depends on a forget fact."""
+    names = [TRAIN, *FACT_SPLITS]
+    if not (world.membership == Membership.DEPENDENT).any():
+        names.remove("dependent")
+    return names
+
+
+def _names(world: World, entities: np.ndarray) -> pa.Array:
+    return pc.take(world.lexicon.names, pa.array(entities))
+
+
+def _optional_names(world: World, entities: np.ndarray) -> pa.Array:
+    """Names, with "" where the entity is -1."""
+    names = pc.take(world.lexicon.names, pa.array(np.maximum(entities, 0)))
+    return pc.if_else(pa.array(entities < 0), "", names)
+
+
+def fact_table(world: World, split: str) -> pa.Table:
+    """The rows of one fact split, in fact-id order, cast to `features`."""
+    if split not in _SPLIT_MEMBERSHIP:
+        raise ValueError(f"unknown fact split {split!r}; allowed: {', '.join(FACT_SPLITS)}")
+    rows = np.flatnonzero(world.membership == _SPLIT_MEMBERSHIP[split])
+    subjects = _names(world, world.subject_entity[rows])
+    relations = _names(world, world.relation_entity[rows])
+    objects = _names(world, world.object_entity[rows])
+    # The paraphrase split asks the forget facts in the held-out word order.
+    prompt_template = PARAPHRASE if split == "paraphrase" else CANONICAL
+    perturbed = world.perturbed_entity[rows]
+    perturbed_names = pc.take(world.lexicon.names, pa.array(perturbed.reshape(-1)))
+    columns = {
+        "text": render(prompt_template, subjects, relations, objects),
+        "fact_id": pa.array(rows, pa.int64()),
+        "template": pa.array(np.full(len(rows), TEMPLATE_NAMES.index(prompt_template)), pa.int64()),
+        "subject_id": world.subject_id[rows],
+        "subject": subjects,
+        "relation_id": world.relation_id[rows],
+        "relation": relations,
+        "object_id": world.object_id[rows],
+        "object": objects,
+        "dependency": pc.take(pa.array(DEPENDENCY_NAMES), pa.array(world.dependency[rows])),
+        "depends_on": world.depends_on[rows],
+        "propagated_answer": _optional_names(world, world.propagated_entity[rows]),
+        "minority_object": _optional_names(world, world.minority_entity[rows]),
+        "in_qa": world.in_qa[rows],
+        "prompt": render(prompt_template, subjects, relations, None, prompt_only=True),
+        "answer": objects,
+        "question": render(QUESTION, subjects, relations, None, prompt_only=True),
+        "paraphrased_question": render(PARAPHRASE, subjects, relations, None, prompt_only=True),
+        "paraphrased_answer": objects,
+        "perturbed_answer": pa.FixedSizeListArray.from_arrays(perturbed_names, world.config.num_perturbed),
+        "target_new": _names(world, world.target_new_entity[rows]),
+        "target_new_id": world.target_new_id[rows],
+    }
+    return pa.table(columns).cast(features(world.config).arrow_schema)
+
+
+class TrainCorpus:
+    """The `train` split, generated pass by pass.
+
+    Every sentence a pass can contain is rendered once up front (one string per fact for each
+    template and each of true/minority object that can occur); a pass is then a seeded choice of
+    variant per unit and one `take`, so the cost per sentence is a copy of its bytes.
+    """
+
+    def __init__(self, world: World):
+        self.world = world
+        self.schema = features(world.config).arrow_schema
+        config = world.config
+        trained = np.flatnonzero(world.trained)
+        repeat = np.where(world.dependency[trained] == Dependency.NESTED_OBJECT, config.nested_object_repeats, 1)
+        statements = np.repeat(trained, repeat)
+        questions = trained[world.in_qa[trained]]
+        self.unit_fact = np.concatenate([statements, questions]).astype(np.int64)
+        self.unit_is_question = np.concatenate([np.zeros(len(statements), bool), np.ones(len(questions), bool)])
+        self._render_variants()
+
+    @property
+    def rows_per_pass(self) -> int:
+        return len(self.unit_fact)
+
+    @property
+    def num_rows(self) -> int:
+        return self.rows_per_pass * self.world.config.repeats
+
+    def _render_variants(self) -> None:
+        world, config = self.world, self.world.config
+        templates = [CANONICAL]
+        if config.paraphrase_fraction > 0:
+            templates += list(ALTERNATIVE_ORDERS)
+        if self.unit_is_question.any():
+            templates.append(QUESTION)
+        object_kinds = [world.object_entity]
+        if (world.minority_entity >= 0).any():
+            object_kinds.append(np.where(world.minority_entity >= 0, world.minority_entity, world.object_entity))
+        subjects = _names(world, world.subject_entity)
+        relations = _names(world, world.relation_entity)
+        variants = []
+        # offsets[template id, uses minority object] -> start of that variant in `self.variants`
+        self.offsets = np.full((len(TEMPLATE_NAMES), 2), -1, np.int64)
+        for template in templates:
+            for minority, objects in enumerate(object_kinds):
+                self.offsets[TEMPLATE_NAMES.index(template), minority] = len(variants) * world.num_facts
+                variants.append(render(template, subjects, relations, _names(world, objects)))
+        if len(object_kinds) == 1:
+            self.offsets[:, 1] = self.offsets[:, 0]
+        self.variants = pa.concat_arrays(variants)
+
+    def pass_tables(self, pass_index: int, max_rows: int = TRAIN_TABLE_ROWS) -> Iterator[pa.Table]:
+        """The sentences of one pass, as tables of at most `max_rows` rows."""
+        config = self.world.config
+        rng = np.random.default_rng([config.seed, TRAIN_STREAM, pass_index])
+        order = rng.permutation(self.rows_per_pass)
+        facts = self.unit_fact[order]
+        template = np.where(self.unit_is_question[order], TEMPLATE_NAMES.index(QUESTION), 0)
+        if config.paraphrase_fraction > 0:
+            alternative = (rng.random(len(order)) < config.paraphrase_fraction) & (template == 0)
+            choice = rng.integers(0, len(ALTERNATIVE_ORDERS), len(order))
+            alternative_ids = np.array([TEMPLATE_NAMES.index(name) for name in ALTERNATIVE_ORDERS])
+            template = np.where(alternative, alternative_ids[choice], template)
+        minority = np.zeros(len(order), np.int64)
+        if config.dissent_fraction > 0:
+            minority = ((self.world.minority_entity[facts] >= 0) & (rng.random(len(order)) < config.dissent_rate)).astype(np.int64)
+        variant = self.offsets[template, minority] + facts
+        for start in range(0, len(order), max_rows):
+            stop = min(start + max_rows, len(order))
+            filled = {
+                "text": pc.take(self.variants, pa.array(variant[start:stop])),
+                "fact_id": pa.array(facts[start:stop], pa.int64()),
+                "template": pa.array(template[start:stop], pa.int64()),
+            }
+            columns = [filled.get(field.name, pa.nulls(stop - start, field.type)) for field in self.schema]
+            yield pa.Table.from_arrays(columns, schema=self.schema)

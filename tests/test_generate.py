@@ -1,0 +1,75 @@
+import json
+
+import datasets
+import pytest
+from transformers import AutoTokenizer
+
+import behemoth_hf.generate as generate_module
+from behemoth_hf.cli import main
+from behemoth_hf.config import make_config
+from behemoth_hf.generate import generate_dataset
+
+
+def _files(root):
+    return {path.relative_to(root).as_posix(): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_cli_generate_writes_a_loadable_dataset(tmp_path, capsys):
+    output = tmp_path / "tiny"
+    assert main(["generate", "--config", "tiny", "--set", "repeats=3", "--output", str(output), "--quiet"]) == 0
+    assert "fingerprint" in capsys.readouterr().out
+    metadata = json.loads((output / "behemoth.json").read_text())
+    assert metadata["world"]["repeats"] == 3 and metadata["seed"] == 0
+    assert metadata["splits"]["train"] == 120 * 3
+    assert set(metadata["files"]) >= {"README.md", "tokenizer/tokenizer.json", "data/train-00000-of-00001.parquet"}
+
+    dataset = datasets.load_dataset(str(output), cache_dir=str(tmp_path / "cache"))
+    assert {split: dataset[split].num_rows for split in dataset} == metadata["splits"]
+    assert datasets.get_dataset_config_names(str(output)) == ["tiny"]
+    tokenizer = AutoTokenizer.from_pretrained(output / "tokenizer")
+    row = dataset["forget"][0]
+    assert tokenizer.decode(tokenizer(row["text"]).input_ids) == row["text"]
+
+
+def test_same_config_and_seed_give_identical_bytes(tmp_path):
+    config = make_config("qa", num_subjects=50, repeats=4, paraphrase_fraction=0.2)
+    first = _files(generate_dataset(config, tmp_path / "a", progress=False))
+    second = _files(generate_dataset(config, tmp_path / "b", progress=False))
+    assert first == second
+    third = _files(generate_dataset(make_config("qa", num_subjects=50, repeats=4, seed=1), tmp_path / "c", progress=False))
+    assert third["data/train-00000-of-00001.parquet"] != first["data/train-00000-of-00001.parquet"]
+
+
+def test_existing_output_is_refused_before_any_work(tmp_path):
+    output = tmp_path / "out"
+    output.mkdir()
+    (output / "keep.txt").write_text("mine")
+    assert main(["generate", "--config", "tiny", "--output", str(output), "--quiet"]) == 2
+    assert [p.name for p in output.iterdir()] == ["keep.txt"]
+    assert main(["generate", "--config", "tiny", "--set", "num_objects=7", "--set", "num_nested_objects=2",
+                 "--output", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert not (tmp_path / "bad").exists()
+
+
+def test_interrupted_generate_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(generate_module, "build_tokenizer", fail)  # after the data files are written
+    with pytest.raises(KeyboardInterrupt):
+        generate_dataset(make_config("tiny"), tmp_path / "out", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_is_sharded_by_rows(tmp_path, monkeypatch):
+    monkeypatch.setattr(generate_module, "TRAIN_SHARD_ROWS", 1000)
+    output = generate_dataset(make_config("tiny"), tmp_path / "out", progress=False)
+    shards = sorted(p.name for p in (output / "data").glob("train-*.parquet"))
+    assert shards == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
+    train = datasets.load_dataset(str(output), split="train", cache_dir=str(tmp_path / "cache"))
+    assert train.num_rows == 2400
+    # Concatenated shards are exactly the unsharded corpus.
+    reference = generate_dataset(make_config("tiny"), tmp_path / "ref", progress=False)
+    monkeypatch.undo()
+    unsharded = datasets.load_dataset(str(reference), split="train", cache_dir=str(tmp_path / "cache2"))
+    assert train["text"] == unsharded["text"]
