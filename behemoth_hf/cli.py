@@ -1,25 +1,30 @@
-"""The `behemoth` command line. Each sub-command is a `main(args)` function; heavy imports stay inside it."""
+"""The `behemoth` command line: `behemoth COMMAND [ARGS]`.
+
+Each command parses its own arguments; training commands use `behemoth_hf.arguments` (YAML file,
+then flags, then `--set key=value`). Heavy imports stay inside the command functions.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 
 
-def _add_world_arguments(parser: argparse.ArgumentParser) -> None:
+def generate_command(argv: list[str]) -> int:
+    """Generate a world: Parquet splits, tokenizer, metadata and dataset card."""
+    parser = argparse.ArgumentParser(prog="behemoth generate", description=generate_command.__doc__)
     parser.add_argument("--config", default="default", help="named world config (see `behemoth configs`)")
     parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
         help="override a world parameter, e.g. --set num_subjects=1000 (repeatable)",
     )
+    parser.add_argument("--output", required=True, help="output folder (must not exist unless --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
 
-
-def generate_main(args: argparse.Namespace) -> int:
     from behemoth_hf.config import make_config, parse_overrides
     from behemoth_hf.generate import METADATA_FILE, generate_dataset
 
@@ -29,39 +34,48 @@ def generate_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def configs_main(args: argparse.Namespace) -> int:
+def configs_command(argv: list[str]) -> int:
+    """List the named world configs."""
+    argparse.ArgumentParser(prog="behemoth configs", description=configs_command.__doc__).parse_args(argv)
     from behemoth_hf.config import NAMED_CONFIGS
 
     for name, config in NAMED_CONFIGS.items():
-        print(f"{name:12s} {config.num_subjects} subjects x {config.num_relations} relations x {config.num_objects} "
-              f"objects, {config.repeats} repeats: {config.description}")
+        print(f"{name:12s} {config.num_subjects} subjects x {config.num_relations} relations x "
+              f"{config.num_objects} objects, {config.repeats} repeats: {config.description}")
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="behemoth", description="Behemoth synthetic-knowledge benchmark")
-    commands = parser.add_subparsers(dest="command", required=True)
+def pretrain_command(argv: list[str]) -> int:
+    """Pretrain a model from scratch on a Behemoth corpus (add --exclude-split forget for the oracle)."""
+    from behemoth_hf.arguments import parse_dataclasses
+    from behemoth_hf.pretrain import PretrainArguments, pretrain
 
-    generate = commands.add_parser("generate", help="generate a world: Parquet splits, tokenizer, metadata, card")
-    _add_world_arguments(generate)
-    generate.add_argument("--output", required=True, help="output folder (must not exist unless --overwrite)")
-    generate.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    generate.add_argument("--quiet", action="store_true", help="no progress bar")
-    generate.set_defaults(handler=generate_main)
+    (args,) = parse_dataclasses((PretrainArguments,), argv, prog="behemoth pretrain")
+    record = pretrain(args)
+    accuracy = ", ".join(f"{split} {value:.3f}" for split, value in record["accuracy"].items())
+    print(f"saved {args.output_dir} after {record['steps']} updates ({record['wall_seconds']} s); accuracy: {accuracy}")
+    return 0
 
-    configs = commands.add_parser("configs", help="list the named world configs")
-    configs.set_defaults(handler=configs_main)
-    return parser
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "generate": generate_command,
+    "configs": configs_command,
+    "pretrain": pretrain_command,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(prog="behemoth", description="Behemoth synthetic-knowledge benchmark")
+    parser.add_argument("command", choices=list(COMMANDS), help="; ".join(
+        f"{name}: {command.__doc__.splitlines()[0]}" for name, command in COMMANDS.items()))
+    known, rest = parser.parse_known_args(argv[:1])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        return COMMANDS[known.command](argv[1:] + rest)
     except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
         # Bad input: one clear line, no traceback.
-        print(f"behemoth {args.command}: error: {error}", file=sys.stderr)
+        print(f"behemoth {known.command}: error: {error}", file=sys.stderr)
         return 2
 
 

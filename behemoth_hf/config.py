@@ -249,7 +249,7 @@ NAMED_CONFIGS: dict[str, BehemothConfig] = {
             num_subjects=40,
             num_relations=3,
             num_objects=10,
-            repeats=20,
+            repeats=50,
         ),
         BehemothConfig(
             name="default",
@@ -300,53 +300,12 @@ NAMED_CONFIGS: dict[str, BehemothConfig] = {
 }
 
 
-def config_field_types() -> dict[str, type]:
-    """Type of each overridable world parameter, for parsing `key=value` strings."""
-    types: dict[str, type] = {}
-    for field in dataclasses.fields(BehemothConfig):
-        if field.name in _INT_FIELDS or field.name in _OPTIONAL_INT_FIELDS:
-            types[field.name] = int
-        elif field.name in _FLOAT_FIELDS:
-            types[field.name] = float
-        elif field.name in _BOOL_FIELDS:
-            types[field.name] = bool
-    return types
-
-
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:
     """Parse `key=value` strings into typed world-parameter overrides (errors name the key)."""
-    types = config_field_types()
-    overrides: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        key = key.strip()
-        if not sep:
-            raise ValueError(f"override {pair!r} must look like key=value")
-        if key not in types:
-            raise ValueError(f"unknown parameter `{key}`; allowed: {', '.join(sorted(types))}")
-        overrides[key] = _parse_value(key, raw.strip(), types[key])
-    return overrides
+    from behemoth_hf.arguments import field_types, parse_key_values
 
-
-def _parse_value(key: str, raw: str, kind: type) -> Any:
-    if kind is bool:
-        lowered = raw.lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no"):
-            return False
-        raise ValueError(f"`{key}` must be true or false, got {raw!r}")
-    if kind is int:
-        if key in _OPTIONAL_INT_FIELDS and raw.lower() in ("none", "null", ""):
-            return None
-        try:
-            return int(raw.replace("_", ""))
-        except ValueError:
-            raise TypeError(f"`{key}` must be an integer, got {raw!r}") from None
-    try:
-        return float(raw)
-    except ValueError:
-        raise TypeError(f"`{key}` must be a number, got {raw!r}") from None
+    types_by_name = field_types(BehemothConfig)
+    return parse_key_values(pairs, {name: types_by_name[name] for name in WORLD_FIELDS})
 
 
 def make_config(name: str = "default", **overrides: Any) -> BehemothConfig:

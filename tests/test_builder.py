@@ -24,7 +24,7 @@ def test_literal_load_dataset_from_an_empty_directory(tmp_path, monkeypatch):
     assert list(dataset) == ["train", "forget", "retain", "paraphrase", "holdout"]
     world = World.generate(make_config("tiny"))
     assert dataset["forget"].to_list() == fact_table(world, "forget").to_pylist()
-    assert dataset["train"].num_rows == 120 * 20
+    assert dataset["train"].num_rows == 120 * 50
     assert dataset["forget"].features == features(make_config("tiny"))
     assert datasets.get_dataset_config_names("behemoth")[:2] == ["tiny", "default"]
 

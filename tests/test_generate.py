@@ -62,12 +62,12 @@ def test_interrupted_generate_leaves_nothing_that_looks_complete(tmp_path, monke
 
 
 def test_train_is_sharded_by_rows(tmp_path, monkeypatch):
-    monkeypatch.setattr(generate_module, "TRAIN_SHARD_ROWS", 1000)
+    monkeypatch.setattr(generate_module, "TRAIN_SHARD_ROWS", 2500)
     output = generate_dataset(make_config("tiny"), tmp_path / "out", progress=False)
     shards = sorted(p.name for p in (output / "data").glob("train-*.parquet"))
     assert shards == [f"train-0000{i}-of-00003.parquet" for i in range(3)]
     train = datasets.load_dataset(str(output), split="train", cache_dir=str(tmp_path / "cache"))
-    assert train.num_rows == 2400
+    assert train.num_rows == 6000
     # Concatenated shards are exactly the unsharded corpus.
     reference = generate_dataset(make_config("tiny"), tmp_path / "ref", progress=False)
     monkeypatch.undo()

@@ -1,0 +1,43 @@
+"""Model cards from the `model_cards/` templates, declared through `huggingface_hub.ModelCardData`."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+
+def _template(name: str) -> str:
+    return resources.files("behemoth_hf.model_cards").joinpath(name).read_text()
+
+
+def write_model_card(folder: Path, record: dict[str, Any]) -> None:
+    """README.md for a pretrained model: metadata (model-index of fact accuracies) plus a readable body."""
+    model_name = Path(record["arguments"]["output_dir"]).name
+    eval_results = [
+        EvalResult(
+            task_type="text-generation",
+            dataset_type="behemoth",
+            dataset_name=f"Behemoth {record['dataset_config']}",
+            dataset_config=record["dataset_config"],
+            dataset_split=split,
+            metric_type="accuracy",
+            metric_name=f"fact accuracy ({split})",
+            metric_value=round(value, 6),
+        )
+        for split, value in record["accuracy"].items()
+    ]
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        model_name=model_name,
+        pipeline_tag="text-generation",
+        tags=["behemoth", "synthetic", "unlearning", "oracle" if record["oracle"] else "pretrained"],
+        eval_results=eval_results,
+    )
+    card = ModelCard.from_template(
+        card_data, template_str=_template("model_card.md"), model_name=model_name, **record
+    )
+    (folder / "README.md").write_text(str(card))

@@ -1,0 +1,423 @@
+"""Pretrain a model from scratch on a Behemoth `train` corpus with `accelerate`, in nanoGPT's order:
+arguments -> data -> model -> optimizer -> loop with evaluation and checkpoints -> save.
+
+The corpus is read once, in order: `train` already holds each fact `repeats` times in seeded
+shuffled passes, so one pass is the whole run, and resuming only has to skip the sentences already
+consumed. Runs unchanged under `accelerate launch` (batches are dispatched from the main process).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, set_seed
+from torch.utils.data import DataLoader, IterableDataset
+from tqdm.auto import tqdm
+from transformers import GenerationConfig, get_scheduler
+
+from behemoth_hf.data import BehemothData, open_dataset
+from behemoth_hf.modeling import PRESETS, build_model
+from behemoth_hf.scoring import score_answers
+
+
+logger = logging.getLogger(__name__)
+
+TRAINED_SPLITS = ("forget", "retain", "dependent")
+EXCLUDABLE_SPLITS = TRAINED_SPLITS
+RECORD_FILE = "training_record.json"
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "run_state.json"
+
+
+@dataclass
+class PretrainArguments:
+    """Arguments of `behemoth pretrain`.
+
+    Args:
+        dataset (`str`):
+            A folder written by `behemoth generate`, or a named config (generated on the fly).
+        output_dir (`str`):
+            Where the model, tokenizer, record, card and checkpoints go.
+        preset (`str`, defaults to `"small"`):
+            Model preset (see `behemoth_hf.modeling.PRESETS`).
+        loss (`str`, defaults to `"answer"`):
+            `answer`: loss on the object token(s) only; `all`: plain LM loss on every token.
+        exclude_split (`str`, *optional*):
+            Drop this split's facts from the corpus, e.g. `forget` to train the retain oracle.
+        learning_rate (`float`, defaults to 1e-3):
+            Peak AdamW learning rate.
+        weight_decay (`float`, defaults to 0.0):
+            AdamW weight decay (0: memorisation gains nothing from it).
+        lr_scheduler_type (`str`, defaults to `"constant_with_warmup"`):
+            Any `transformers.get_scheduler` name.
+        warmup_steps (`int`, defaults to 50):
+            Linear warm-up steps.
+        batch_size (`int`, defaults to 64):
+            Sentences per device per step.
+        gradient_accumulation_steps (`int`, defaults to 1):
+            Steps accumulated per optimizer update.
+        max_steps (`int`, defaults to -1):
+            Stop after this many optimizer updates; -1 means one pass over `train`.
+        eval_steps (`int`, defaults to 100):
+            Measure fact accuracy on a sample of trained facts every this many updates.
+        eval_samples (`int`, defaults to 1000):
+            Size of that sample.
+        target_accuracy (`float`, *optional*, defaults to 0.99):
+            Stop early once the sample accuracy reaches it (None: never stop early).
+        save_steps (`int`, defaults to 500):
+            Save a resumable checkpoint every this many updates.
+        save_total_limit (`int`, defaults to 2):
+            Checkpoints kept (oldest deleted first).
+        logging_steps (`int`, defaults to 20):
+            Update the progress bar's loss every this many updates.
+        seed (`int`, defaults to 0):
+            Seed of model initialisation and evaluation sampling.
+        mixed_precision (`str`, defaults to `"no"`):
+            `no`, `fp16`, `bf16`, or `auto` (bf16 where the GPU supports it, else no).
+        resume (`bool`, defaults to `False`):
+            Continue from the latest checkpoint in `output_dir` (must be the same run).
+        overwrite (`bool`, defaults to `False`):
+            Replace an existing, finished `output_dir`.
+    """
+
+    dataset: str = field(metadata={"help": "folder written by `behemoth generate`, or a named config"})
+    output_dir: str = field(
+        metadata={"help": "where the model, tokenizer, record, card and checkpoints go", "aliases": ["--output"]}
+    )
+    preset: str = field(default="small", metadata={"help": f"model preset: {', '.join(PRESETS)}"})
+    loss: Literal["answer", "all"] = field(
+        default="answer", metadata={"help": "`answer`: loss on the object token(s) only; `all`: every token"}
+    )
+    exclude_split: str | None = field(
+        default=None, metadata={"help": "drop this split's facts from the corpus (`forget` trains the oracle)"}
+    )
+    learning_rate: float = field(default=1e-3, metadata={"help": "peak AdamW learning rate"})
+    weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
+    lr_scheduler_type: str = field(default="constant_with_warmup", metadata={"help": "transformers scheduler name"})
+    warmup_steps: int = field(default=50, metadata={"help": "linear warm-up steps"})
+    batch_size: int = field(default=64, metadata={"help": "sentences per device per step"})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per optimizer update"})
+    max_steps: int = field(default=-1, metadata={"help": "optimizer updates; -1 = one pass over `train`"})
+    eval_steps: int = field(default=100, metadata={"help": "updates between fact-accuracy measurements"})
+    eval_samples: int = field(default=1000, metadata={"help": "trained facts in the accuracy sample"})
+    target_accuracy: float | None = field(
+        default=0.99, metadata={"help": "stop early at this sample accuracy (None: never)"}
+    )
+    save_steps: int = field(default=500, metadata={"help": "updates between resumable checkpoints"})
+    save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
+    logging_steps: int = field(default=20, metadata={"help": "updates between loss reports"})
+    seed: int = field(default=0, metadata={"help": "seed of initialisation and evaluation sampling"})
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] = field(
+        default="no", metadata={"help": "`auto`: bf16 where the GPU supports it"}
+    )
+    resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing finished output_dir"})
+
+    def __post_init__(self):
+        if self.preset not in PRESETS:
+            raise ValueError(f"`preset` must be one of {list(PRESETS)}, got {self.preset!r}")
+        if self.loss not in ("answer", "all"):
+            raise ValueError(f"`loss` must be `answer` or `all`, got {self.loss!r}")
+        if self.exclude_split is not None and self.exclude_split not in EXCLUDABLE_SPLITS:
+            raise ValueError(f"`exclude_split` must be one of {list(EXCLUDABLE_SPLITS)} or None, got {self.exclude_split!r}")
+        for name in ("batch_size", "gradient_accumulation_steps", "eval_steps", "eval_samples", "save_steps",
+                     "save_total_limit", "logging_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
+        if self.max_steps == 0 or self.max_steps < -1:
+            raise ValueError(f"`max_steps` must be >= 1, or -1 for one pass over `train`; got {self.max_steps}")
+        if self.learning_rate <= 0:
+            raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}")
+        if self.warmup_steps < 0 or self.seed < 0:
+            raise ValueError("`warmup_steps` and `seed` must be >= 0")
+        if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
+            raise ValueError(f"`target_accuracy` must be in (0, 1] or None, got {self.target_accuracy}")
+        if self.mixed_precision not in ("no", "fp16", "bf16", "auto"):
+            raise ValueError(f"`mixed_precision` must be no, fp16, bf16 or auto; got {self.mixed_precision!r}")
+
+    def run_fingerprint(self, dataset_fingerprint: str) -> str:
+        """Identity of a run for `--resume`: everything that changes the trajectory."""
+        ignored = {"output_dir", "resume", "overwrite", "logging_steps", "save_steps", "save_total_limit", "dataset"}
+        payload = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
+        payload["dataset_fingerprint"] = dataset_fingerprint
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------------------- data
+class SentenceBatches(IterableDataset):
+    """Ready-made training batches from the `train` corpus, in corpus order, one sentence per row.
+
+    Rows are `sentence <eos>`, right-padded. With the `answer` loss only the object tokens are
+    labelled: the tokens right after the `OO` marker up to the next grammar word (the object can be
+    a two-word name, and sits mid-sentence in the `sor`/`osr` orders).
+    """
+
+    def __init__(self, data: BehemothData, batch_size: int, loss: str, skip_rows: int, excluded: np.ndarray | None):
+        self.data, self.batch_size, self.loss = data, batch_size, loss
+        self.skip_rows, self.excluded = skip_rows, excluded
+        tokenizer = data.tokenizer
+        self.pad_id, self.eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
+        self.marker_id = tokenizer.convert_tokens_to_ids("OO")
+        grammar = next(role for role in tokenizer.init_kwargs["behemoth_roles"] if role["role"] == "grammar")
+        self.first_entity_id = grammar["end"]  # specials and grammar words come first
+
+    def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        pending: list[str] = []
+        to_skip = self.skip_rows  # counted in kept sentences, after exclusion
+        for table in self.data.train_tables(["text", "fact_id"]):
+            if self.excluded is not None:
+                table = table.filter(~np.isin(table.column("fact_id").to_numpy(), self.excluded))
+            if to_skip >= table.num_rows:
+                to_skip -= table.num_rows
+                continue
+            pending.extend(table.column("text").slice(to_skip).to_pylist())
+            to_skip = 0
+            while len(pending) >= self.batch_size:
+                yield self._batch(pending[: self.batch_size])
+                del pending[: self.batch_size]
+        if pending:
+            yield self._batch(pending)
+
+    def _batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        rows = self.data.tokenizer(texts, add_special_tokens=False).input_ids
+        width = max(len(row) for row in rows) + 1
+        ids = np.full((len(rows), width), self.pad_id, np.int64)
+        for i, row in enumerate(rows):
+            ids[i, : len(row)] = row
+            ids[i, len(row)] = self.eos_id
+        attention = np.zeros_like(ids)
+        for i, row in enumerate(rows):
+            attention[i, : len(row) + 1] = 1
+        if self.loss == "all":
+            labels = np.where(attention == 1, ids, -100)
+        else:
+            labels = np.full_like(ids, -100)
+            in_answer = np.zeros(len(rows), bool)
+            for t in range(1, width):
+                is_entity = ids[:, t] >= self.first_entity_id
+                in_answer = (ids[:, t - 1] == self.marker_id) | (in_answer & is_entity)
+                in_answer &= is_entity
+                labels[in_answer, t] = ids[in_answer, t]
+        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(attention),
+                "labels": torch.from_numpy(labels)}
+
+
+def _fact_ids(data: BehemothData, split: str) -> np.ndarray:
+    if split not in data.fact_splits:
+        return np.zeros(0, np.int64)
+    return np.asarray(data.fact_splits[split]["fact_id"], np.int64)
+
+
+def _evaluation_sample(data: BehemothData, excluded_split: str | None, size: int, seed: int):
+    """A fixed sample of the facts this run trains on: (prompts, answers)."""
+    prompts, answers = [], []
+    for split in TRAINED_SPLITS:
+        if split in data.fact_splits and split != excluded_split:
+            prompts += list(data.fact_splits[split]["prompt"])
+            answers += list(data.fact_splits[split]["answer"])
+    chosen = np.sort(np.random.default_rng([seed, 7]).permutation(len(prompts))[:size])
+    return [prompts[i] for i in chosen], [answers[i] for i in chosen]
+
+
+# ---------------------------------------------------------------------------------------------- loop
+def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Train, evaluate and save; return the training record. `on_step_end(step)` runs after each update."""
+    output = Path(args.output_dir)
+    if (output / RECORD_FILE).exists() and not args.overwrite and not args.resume:
+        raise FileExistsError(f"`output_dir` {output} holds a finished run; pass --overwrite to replace it")
+    if output.exists() and not args.resume and not args.overwrite and any(output.iterdir()):
+        raise FileExistsError(f"`output_dir` {output} is not empty; pass --resume to continue it or --overwrite")
+    data = open_dataset(args.dataset)
+    run_id = args.run_fingerprint(data.fingerprint)
+    checkpoint, resumed = _resume_point(args, output, run_id) if args.resume else (None, None)
+    if args.overwrite and not args.resume and output.exists():
+        shutil.rmtree(output)
+
+    mixed_precision = args.mixed_precision
+    if mixed_precision == "auto":
+        mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    accelerator = Accelerator(
+        mixed_precision=mixed_precision,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(dispatch_batches=True),
+    )
+    set_seed(args.seed)
+    tokenizer = data.tokenizer
+    model = build_model(
+        args.preset, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        seed=args.seed,
+    )
+    excluded = _fact_ids(data, args.exclude_split) if args.exclude_split else None
+    kept_rows = data.num_train_rows
+    if excluded is not None:
+        kept_rows -= sum(int(np.isin(t["fact_id"].to_numpy(), excluded).sum()) for t in data.train_tables(["fact_id"]))
+    sentences_per_update = args.batch_size * args.gradient_accumulation_steps * accelerator.num_processes
+    one_pass = math.ceil(kept_rows / sentences_per_update)
+    max_steps = one_pass if args.max_steps == -1 else min(args.max_steps, one_pass)
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
+    scheduler = get_scheduler(
+        args.lr_scheduler_type, optimizer, num_warmup_steps=args.warmup_steps, num_training_steps=max_steps
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    step, history, wall_before, rows_consumed = 0, [], 0.0, 0
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))
+        step, history = resumed["step"], resumed["history"]
+        wall_before, rows_consumed = resumed["wall_seconds"], resumed["rows_consumed"]
+        logger.info("resumed from %s at update %d", checkpoint, step)
+    loader = accelerator.prepare(
+        DataLoader(SentenceBatches(data, args.batch_size, args.loss, rows_consumed, excluded), batch_size=None)
+    )
+    eval_prompts, eval_answers = _evaluation_sample(data, args.exclude_split, args.eval_samples, args.seed)
+
+    start_time = time.perf_counter()
+    stopped_early, running_loss, micro_steps, tokens_seen = False, 0.0, 0, 0
+    bar = tqdm(total=max_steps, initial=step, desc="pretrain", unit="step", disable=not accelerator.is_main_process)
+    model.train()
+    for batch in loader:
+        if step >= max_steps:
+            break
+        with accelerator.accumulate(model):
+            loss = model(**batch).loss
+            accelerator.backward(loss)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+        rows_consumed += args.batch_size * accelerator.num_processes
+        tokens_seen += int(batch["attention_mask"].sum()) * accelerator.num_processes
+        running_loss += loss.item()
+        micro_steps += 1
+        if not accelerator.sync_gradients:
+            continue
+        step += 1
+        bar.update(1)
+        if step % args.logging_steps == 0:
+            bar.set_postfix(loss=f"{running_loss / micro_steps:.4f}")
+            running_loss, micro_steps = 0.0, 0
+        if step % args.eval_steps == 0 or step == max_steps:
+            accuracy = score_answers(accelerator.unwrap_model(model), tokenizer, eval_prompts, eval_answers).accuracy
+            history.append({"step": step, "sample_accuracy": accuracy, "loss": loss.item()})
+            bar.set_postfix(loss=f"{loss.item():.4f}", accuracy=f"{accuracy:.3f}")
+            if args.target_accuracy is not None and accuracy >= args.target_accuracy:
+                stopped_early = step < max_steps
+                break
+        if step % args.save_steps == 0:
+            wall = wall_before + time.perf_counter() - start_time
+            _save_checkpoint(accelerator, output, step, run_id, rows_consumed, history, wall, args.save_total_limit)
+        if on_step_end is not None:
+            on_step_end(step)
+    bar.close()
+    wall_seconds = wall_before + time.perf_counter() - start_time
+
+    model = accelerator.unwrap_model(model)
+    record = {
+        "dataset": data.source,
+        "dataset_config": data.config.name,
+        "dataset_fingerprint": data.fingerprint,
+        "world": data.config.world_dict(),
+        "excluded_split": args.exclude_split,
+        "oracle": args.exclude_split == "forget",
+        "arguments": dataclasses.asdict(args),
+        "seed": args.seed,
+        "run_fingerprint": run_id,
+        "model_type": model.config.model_type,
+        "num_parameters": sum(p.numel() for p in model.parameters()),
+        "steps": step,
+        "one_pass_steps": one_pass,
+        "sentences_seen": rows_consumed,
+        "tokens_seen_this_session": tokens_seen,
+        "tokens_per_second": round(tokens_seen / max(time.perf_counter() - start_time, 1e-9)),
+        "stopped_early": stopped_early,
+        "wall_seconds": round(wall_seconds, 2),
+        "history": history,
+        "accuracy": _split_accuracies(model, data),
+        "example_prompt": eval_prompts[0],
+        "versions": _versions(),
+    }
+    if accelerator.is_main_process:
+        _save_final(model, tokenizer, record, output)
+    return record
+
+
+def _split_accuracies(model, data: BehemothData) -> dict[str, float]:
+    return {
+        split: score_answers(model, data.tokenizer, dataset["prompt"], dataset["answer"]).accuracy
+        for split, dataset in data.fact_splits.items()
+    }
+
+
+def _versions() -> dict[str, str]:
+    import accelerate
+    import transformers
+
+    from behemoth_hf import __version__
+
+    return {"behemoth_hf": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__}
+
+
+# ---------------------------------------------------------------------------------------------- saving
+def _resume_point(args: PretrainArguments, output: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
+    """The latest complete checkpoint of this very run, and its saved loop state."""
+    checkpoint = _latest_checkpoint(output)
+    if checkpoint is None:
+        raise FileNotFoundError(f"--resume: no checkpoint in {output / CHECKPOINT_DIR}")
+    state = json.loads((checkpoint / STATE_FILE).read_text())
+    if state["run_fingerprint"] != run_id:
+        raise ValueError(
+            f"--resume: {output} belongs to another run (its arguments or dataset differ: run "
+            f"{state['run_fingerprint']}, this one {run_id}); use another output_dir"
+        )
+    return checkpoint, state
+
+
+def _latest_checkpoint(output: Path) -> Path | None:
+    folders = sorted((output / CHECKPOINT_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+    complete = [folder for folder in folders if (folder / STATE_FILE).exists()]
+    return complete[-1] if complete else None
+
+
+def _save_checkpoint(accelerator, output: Path, step, run_id, rows_consumed, history, wall, keep: int) -> None:
+    folder = output / CHECKPOINT_DIR / f"step-{step}"
+    accelerator.save_state(str(folder))
+    if accelerator.is_main_process:
+        # Written last: a checkpoint without it is incomplete and never resumed from.
+        state = {"step": step, "run_fingerprint": run_id, "rows_consumed": rows_consumed, "history": history,
+                 "wall_seconds": wall}
+        (folder / STATE_FILE).write_text(json.dumps(state, indent=2))
+        folders = sorted((output / CHECKPOINT_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
+        for old in folders[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _save_final(model, tokenizer, record: dict[str, Any], output: Path) -> None:
+    """Model, tokenizer, generation config, card, then the record: its presence marks a finished run."""
+    from behemoth_hf.cards import write_model_card
+
+    staging = output / f".final.partial-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=4
+    )
+    model.save_pretrained(staging)
+    tokenizer.save_pretrained(staging)
+    write_model_card(staging, record)
+    for path in staging.iterdir():
+        os.replace(path, output / path.name)
+    (output / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    staging.rmdir()

@@ -1,0 +1,145 @@
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from behemoth_hf.arguments import parse_dataclasses
+from behemoth_hf.cli import main
+from behemoth_hf.config import make_config
+from behemoth_hf.data import open_dataset
+from behemoth_hf.generate import generate_dataset
+from behemoth_hf.pretrain import PretrainArguments, SentenceBatches, pretrain
+
+
+TINY_YAML = str(Path(__file__).parents[1] / "trainer_configs" / "pretrain_tiny.yaml")
+
+
+def _tiny_args(output, **overrides) -> PretrainArguments:
+    argv = ["--config", TINY_YAML, "--dataset", "tiny", "--output", str(output)]
+    (args,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
+    return PretrainArguments(**{**args.__dict__, **overrides})
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    output = tmp_path_factory.mktemp("runs") / "tiny"
+    assert main(["pretrain", "--config", TINY_YAML, "--dataset", "tiny", "--output", str(output)]) == 0
+    return output
+
+
+def test_pretrained_model_knows_the_facts_and_loads_with_auto_classes(pretrained):
+    record = json.loads((pretrained / "training_record.json").read_text())
+    assert record["accuracy"]["forget"] >= 0.9 and record["accuracy"]["retain"] >= 0.9
+    assert record["accuracy"]["holdout"] <= 0.5  # never-seen subjects: near chance (0.1)
+    assert record["seed"] == 0 and record["dataset_fingerprint"] == make_config("tiny").fingerprint()
+    assert not record["oracle"] and record["arguments"]["preset"] == "tiny"
+
+    model = AutoModelForCausalLM.from_pretrained(pretrained)
+    tokenizer = AutoTokenizer.from_pretrained(pretrained)
+    assert model.config.model_type == "gpt_neox" and model.config.vocab_size == len(tokenizer)
+    forget = open_dataset("tiny").fact_splits["forget"]
+    hits = 0
+    for row in forget:
+        inputs = tokenizer(row["prompt"], return_tensors="pt")
+        generated = model.generate(**inputs, max_new_tokens=1, do_sample=False)
+        hits += tokenizer.decode(generated[0, inputs.input_ids.shape[1]:]) == row["answer"]
+    assert hits / len(forget) >= 0.9
+    card = (pretrained / "README.md").read_text()
+    assert "model-index" in card and "fact accuracy (forget)" in card
+
+
+def test_oracle_never_learns_the_forget_facts(tmp_path):
+    record = pretrain(_tiny_args(tmp_path / "oracle", exclude_split="forget"))
+    assert record["oracle"] and record["excluded_split"] == "forget"
+    assert record["accuracy"]["retain"] >= 0.9
+    assert record["accuracy"]["forget"] <= 0.5  # chance is 1/10
+    assert "retain oracle" in (tmp_path / "oracle" / "README.md").read_text()
+
+
+def test_killed_and_resumed_run_ends_like_an_uninterrupted_one(tmp_path):
+    straight = pretrain(_tiny_args(tmp_path / "straight", save_steps=10))
+
+    def kill_at_step_25(step):
+        if step == 25:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_tiny_args(tmp_path / "resumed", save_steps=10), on_step_end=kill_at_step_25)
+    assert not (tmp_path / "resumed" / "training_record.json").exists()
+    resumed = pretrain(_tiny_args(tmp_path / "resumed", save_steps=10, resume=True))
+    assert resumed["steps"] == straight["steps"] and resumed["accuracy"] == straight["accuracy"]
+    first = AutoModelForCausalLM.from_pretrained(tmp_path / "straight").state_dict()
+    second = AutoModelForCausalLM.from_pretrained(tmp_path / "resumed").state_dict()
+    assert all(torch.allclose(first[name], second[name], atol=1e-6) for name in first)
+
+
+def test_resume_refuses_another_run_and_finished_outputs_are_kept(tmp_path):
+    def stop(step):
+        if step == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(_tiny_args(tmp_path / "run"), on_step_end=stop)
+    with pytest.raises(ValueError, match="belongs to another run"):
+        pretrain(_tiny_args(tmp_path / "run", learning_rate=1e-3, resume=True))
+    with pytest.raises(FileExistsError, match="is not empty; pass --resume"):
+        pretrain(_tiny_args(tmp_path / "run"))
+    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+        pretrain(_tiny_args(tmp_path / "empty", resume=True))
+
+
+@pytest.mark.parametrize(
+    "overrides, match",
+    [
+        (dict(preset="huge"), r"`preset` must be one of \['tiny', 'small'"),
+        (dict(exclude_split="train"), r"`exclude_split` must be one of \['forget', 'retain', 'dependent'\]"),
+        (dict(batch_size=0), r"`batch_size` must be >= 1"),
+        (dict(target_accuracy=1.5), r"`target_accuracy` must be in \(0, 1\]"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        _tiny_args(tmp_path / "x", **overrides)
+
+
+def test_bad_dataset_and_tokenizer_mismatch(tmp_path):
+    with pytest.raises(FileNotFoundError, match="neither a folder written by `behemoth generate`"):
+        open_dataset(str(tmp_path / "nowhere"))
+    other = generate_dataset(make_config("tiny", seed=5, repeats=1), tmp_path / "other", progress=False)
+    with pytest.raises(ValueError, match="tokenizer mismatch"):
+        open_dataset("tiny", tokenizer_path=str(other / "tokenizer"))
+    assert main(["pretrain", "--dataset", str(tmp_path / "nowhere"), "--output", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()
+
+
+def test_yaml_flags_and_set_precedence(tmp_path):
+    argv = ["--config", TINY_YAML, "--dataset", "tiny", "--output", "x", "--batch-size", "8", "--set", "seed=3"]
+    (args,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
+    assert (args.preset, args.batch_size, args.seed, args.target_accuracy) == ("tiny", 8, 3, None)
+    bad_yaml = tmp_path / "bad.yaml"
+    bad_yaml.write_text("preset: tiny\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['learning_rat'\]"):
+        parse_dataclasses((PretrainArguments,), ["--config", str(bad_yaml), "--dataset", "tiny", "--output", "x"], "t")
+    with pytest.raises(ValueError, match="unknown parameter in --set 'lr=1'"):
+        parse_dataclasses((PretrainArguments,), ["--dataset", "tiny", "--output", "x", "--set", "lr=1"], "t")
+
+
+def test_answer_loss_labels_only_the_object_wherever_it_stands(tmp_path):
+    config = make_config("tiny", paraphrase_fraction=1.0, repeats=1, num_objects=1200, num_perturbed=3)
+    data = open_dataset(str(generate_dataset(config, tmp_path / "d", progress=False)))
+    batch = next(iter(SentenceBatches(data, batch_size=64, loss="answer", skip_rows=0, excluded=None)))
+    tokenizer = data.tokenizer
+    table = next(data.train_tables(["text"]))
+    for i, text in enumerate(table.column("text").to_pylist()[:64]):
+        words = text.split()
+        object_start = words.index("OO") + 1
+        object_words = words[object_start: object_start + 2]  # 1,200 objects: two-word names
+        labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
+        assert tokenizer.convert_ids_to_tokens(labelled) == object_words, text
+    all_tokens = next(iter(SentenceBatches(data, batch_size=4, loss="all", skip_rows=0, excluded=None)))
+    assert (all_tokens["labels"][all_tokens["attention_mask"] == 1] != -100).all()
+    assert np.array_equal(all_tokens["labels"][0][: len(table["text"][0].as_py().split()) + 1].numpy(),
+                          all_tokens["input_ids"][0][: len(table["text"][0].as_py().split()) + 1].numpy())
