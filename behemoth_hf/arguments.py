@@ -95,13 +95,20 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_dataclasses(dataclass_types: tuple[type, ...], argv: list[str] | None, prog: str) -> tuple[Any, ...]:
-    """Parse `argv` into instances of `dataclass_types` following the convention above."""
+def parse_dataclasses(
+    dataclass_types: tuple[type, ...], argv: list[str] | None, prog: str, defaults: dict[str, Any] | None = None
+) -> tuple[Any, ...]:
+    """Parse `argv` into instances of `dataclass_types` following the convention above.
+
+    `defaults` replaces the dataclasses' own defaults (a command's preset); the YAML file still wins over it.
+    """
     pre_parser = argparse.ArgumentParser(add_help=False)
     add_config_arguments(pre_parser)
     known, _ = pre_parser.parse_known_args(argv)
     parser = HfArgumentParser(dataclass_types, prog=prog)
     add_config_arguments(parser)
+    if defaults:
+        parser.set_defaults(**defaults)
     if known.config:
         defaults = load_yaml_defaults(known.config, dataclass_types)
         for action in parser._actions:

@@ -41,3 +41,20 @@ def write_model_card(folder: Path, record: dict[str, Any]) -> None:
         card_data, template_str=_template("model_card.md"), model_name=model_name, **record
     )
     (folder / "README.md").write_text(str(card))
+
+
+def write_unlearning_card(folder: Path, record: dict[str, Any]) -> None:
+    """README.md for an unlearned or edited model (evaluation results are added by `behemoth evaluate`)."""
+    model_name = Path(record["arguments"]["output_dir"]).name
+    card_data = ModelCardData(
+        library_name="transformers",
+        license="apache-2.0",
+        model_name=model_name,
+        pipeline_tag="text-generation",
+        tags=["behemoth", "synthetic", "unlearning", record["method"]],
+    )
+    card = ModelCard.from_template(
+        card_data, template_str=_template("unlearned_card.md"), model_name=model_name,
+        base_model=Path(record["model"]).name, **record,
+    )
+    (folder / "README.md").write_text(str(card))

@@ -57,10 +57,55 @@ def pretrain_command(argv: list[str]) -> int:
     return 0
 
 
+def _unlearning(argv: list[str], prog: str, method: str | None) -> int:
+    from behemoth_hf.arguments import parse_dataclasses
+    from behemoth_hf.unlearn import UnlearningArguments
+    from behemoth_hf.unlearn.run import run_unlearning
+
+    defaults = {"method": method} if method else None
+    (args,) = parse_dataclasses((UnlearningArguments,), argv, prog=prog, defaults=defaults)
+    if method is not None and args.method != method:
+        raise ValueError(f"`{prog}` runs the `{method}` method, got `method={args.method}`; use `behemoth unlearn`")
+    if method is None and args.method == "edit":
+        raise ValueError("`method=edit` writes new answers: run it with `behemoth edit`")
+    record = run_unlearning(args)
+    print(f"saved {args.output_dir}: {record['method']}, {record['steps']} steps, "
+          f"{record['trainable_parameters']:,} trainable parameters ({record['wall_seconds']} s)")
+    return 0
+
+
+def unlearn_command(argv: list[str]) -> int:
+    """Unlearn the forget split with a Trainer method (gradient_ascent, grad_diff, npo, simnpo)."""
+    return _unlearning(argv, "behemoth unlearn", None)
+
+
+def edit_command(argv: list[str]) -> int:
+    """Edit facts toward new targets (method `edit`), optionally restricted to LoRA rank k or to blocks."""
+    return _unlearning(argv, "behemoth edit", "edit")
+
+
+def push_command(argv: list[str]) -> int:
+    """Push a dataset or model folder to the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT honoured)."""
+    from behemoth_hf.hub import push_command as run
+
+    return run(argv)
+
+
+def export_command(argv: list[str]) -> int:
+    """Write a world in the OpenUnlearning (TOFU) layout or as EasyEdit requests."""
+    from behemoth_hf.export import export_command as run
+
+    return run(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "generate": generate_command,
     "configs": configs_command,
     "pretrain": pretrain_command,
+    "unlearn": unlearn_command,
+    "edit": edit_command,
+    "push": push_command,
+    "export": export_command,
 }
 
 
@@ -71,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         f"{name}: {command.__doc__.splitlines()[0]}" for name, command in COMMANDS.items()))
     known, rest = parser.parse_known_args(argv[:1])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    from behemoth_hf.hub import HubError
+
     try:
         return COMMANDS[known.command](argv[1:] + rest)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as error:
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError, HubError) as error:
         # Bad input: one clear line, no traceback.
         print(f"behemoth {known.command}: error: {error}", file=sys.stderr)
         return 2

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import os
-import shutil
 from collections.abc import Iterable, Iterator
 from importlib import resources
 from pathlib import Path
@@ -26,6 +25,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
 from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
+from behemoth_hf.staging import staged_directory
 from behemoth_hf.splits import TRAIN, TrainCorpus, fact_table, features, split_names
 from behemoth_hf.tokenizer import build_tokenizer
 from behemoth_hf.world import World
@@ -52,17 +52,8 @@ def generate_dataset(
     if output.exists() and not overwrite:
         raise FileExistsError(f"`output_dir` {output} already exists; pass overwrite=True (--overwrite) to replace it")
     config.validate()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with staged_directory(output) as staging:
         write_world(config, staging, progress=progress)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 
@@ -76,10 +67,10 @@ def write_world(config: BehemothConfig, root: Path, *, progress: bool = True) ->
     corpus = TrainCorpus(world)
     with tqdm(total=corpus.num_rows, unit="sentence", desc=f"{config.name}: train", disable=not progress) as bar:
         tables = (table for p in range(config.repeats) for table in corpus.pass_tables(p))
-        rows[TRAIN] = _write_sharded(root / DATA_DIR, TRAIN, tables, corpus.num_rows, schema, bar.update)
+        rows[TRAIN] = write_sharded(root / DATA_DIR, TRAIN, tables, corpus.num_rows, schema, bar.update)
     for split in names[1:]:
         table = fact_table(world, split)
-        rows[split] = _write_sharded(root / DATA_DIR, split, [table], table.num_rows, schema)
+        rows[split] = write_sharded(root / DATA_DIR, split, [table], table.num_rows, schema)
 
     tokenizer = build_tokenizer(world.lexicon)
     tokenizer.save_pretrained(root / TOKENIZER_DIR)
@@ -103,7 +94,7 @@ def _shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
-def _write_sharded(
+def write_sharded(
     directory: Path, split: str, tables: Iterable[pa.Table], total_rows: int, schema: pa.Schema, on_rows=None
 ) -> int:
     """Stream `tables` into `split-XXXXX-of-YYYYY.parquet` shards of at most TRAIN_SHARD_ROWS rows."""

@@ -70,11 +70,10 @@ def features(config: BehemothConfig) -> datasets.Features:
 
 
 def split_names(world: World) -> list[str]:
-    """Splits of this world, `train` first; `dependent` only when some fact depends on a forget fact."""
-    names = [TRAIN, *FACT_SPLITS]
-    if not (world.membership == Membership.DEPENDENT).any():
-        names.remove("dependent")
-    return names
+    """Splits of this world, `train` first, then the fact splits that have rows (e.g. `dependent` only
+    when some fact depends on a forget fact; no `forget` when `forget_fraction` is 0)."""
+    present = np.bincount(world.membership, minlength=len(Membership)) > 0
+    return [TRAIN] + [split for split in FACT_SPLITS if present[_SPLIT_MEMBERSHIP[split]]]
 
 
 def _names(world: World, entities: np.ndarray) -> pa.Array:

@@ -14,21 +14,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 from pathlib import Path
 
 from behemoth_hf.config import NAMED_CONFIGS, make_config
 from behemoth_hf.generate import METADATA_FILE, generate_dataset, write_dataset_card
+from behemoth_hf.staging import staged_directory
 
 
 def materialize(output: Path, config_names: list[str], *, overwrite: bool = False) -> Path:
     if output.exists() and not overwrite:
         raise FileExistsError(f"`--output` {output} already exists; pass --overwrite to replace it")
     configs = [make_config(name) for name in config_names]  # validate every name before writing anything
-    staging = output.parent / f".{output.name}.partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_directory(output) as staging:
         entries = []
         for config in configs:
             generate_dataset(config, staging / config.name)
@@ -36,12 +33,6 @@ def materialize(output: Path, config_names: list[str], *, overwrite: bool = Fals
             (staging / config.name / "README.md").unlink()  # one card at the root describes every config
             entries.append((config, rows, config.name))
         write_dataset_card(staging, entries)
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return output
 
 

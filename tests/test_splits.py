@@ -92,6 +92,11 @@ def test_nested_object_facts_repeat_and_dependent_split():
     assert all(row["propagated_answer"] for row in dependent.to_pylist())
 
 
+def test_empty_fact_splits_are_left_out():
+    world = World.generate(make_config("tiny", forget_fraction=0.0, holdout_fraction=0.0))
+    assert split_names(world) == ["train", "retain"]
+
+
 def test_fact_rows_are_consistent():
     world = World.generate(make_config("correlated"))
     for split in ("forget", "dependent", "retain", "holdout"):

@@ -1,0 +1,575 @@
+"""Project a generated world onto the data layouts of OpenUnlearning (TOFU-shaped) and EasyEdit.
+
+Fact rows already carry every field those tools read (see `splits.features`), so an export only
+selects rows and renames columns; it never re-renders text. Only the fact splits are read (through
+`data.open_dataset`), so the `train` corpus (hundreds of millions of rows for `paper`) is never loaded.
+
+OpenUnlearning's TOFU configs read `load_dataset(path, name=<config>, split="train")`, so the export is a
+Parquet folder per config plus a README whose YAML `configs:` lists them: pointing `hf_args.path` at
+the folder (or at the Hub repo it is pushed to) is the only change a TOFU experiment needs. Which
+world rows go into which config:
+
+- `full`: every trained fact (forget + retain + dependent), in fact-id order.
+- `forgetXX` / `retainYY`: the forget split and its complement within `full` (retain + dependent, so a
+  model trained on `retainYY` is the exact "never saw the forget facts" oracle). XX is the percentage
+  of trained subjects whose facts are forgotten (TOFU's forget10 = 10 % of its authors), YY = 100 - XX.
+- `forgetXX_perturbed`: the same rows as `forgetXX` with paraphrase and perturbed-answer fields.
+- `retain_perturbed`: a fixed seeded sample of min(400, n) retain facts (TOFU uses 400).
+- `holdoutXX`: the facts of subjects never trained on (XX = holdout subjects / trained subjects).
+- `real_authors_perturbed` / `world_facts_perturbed` (TOFU's names, so its model-utility metrics run
+  unchanged): general-knowledge probes the unlearned model should keep. `real_authors` are up to 100
+  retain facts of subjects outside the forget set (TOFU's real authors are people outside the fictitious
+  set). `world_facts` are the object -> nested-object facts ("kefo is located in X") when the world is
+  nested: knowledge shared by every holder of the object, the closest analogue of world facts. A
+  world without them gets a second seeded sample of retain facts of non-forget subjects, disjoint from
+  `real_authors` whenever there are enough.
+
+Every `*_perturbed` config has `question, answer, paraphrased_answer, paraphrased_question,
+perturbed_answer` (a list of the world's `num_perturbed` wrong objects); the others have `question,
+answer`. `question` is the canonical statement up to the object (`prompt`), not the Q/A form: the
+model is trained on statements, and OpenUnlearning appends the answer to the question.
+
+EasyEdit reads a JSON list of edit requests (`prompt, subject, target_new, ground_truth,
+rephrase_prompt, locality, portability`); `export_easyedit` writes one per fact of a split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from behemoth_hf.config import GENERATOR_VERSION
+from behemoth_hf.generate import write_sharded
+from behemoth_hf.staging import staged_directory
+
+
+logger = logging.getLogger(__name__)
+
+EXPORT_METADATA_FILE = "behemoth_export.json"
+MODEL_CONFIG_FILE = "behemoth_model.yaml"
+OU_SPLIT = "train"  # every OpenUnlearning/TOFU config has this one split
+BASE_FIELDS = ("question", "answer")
+PERTURBED_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answer")
+RETAIN_PERTURBED_ROWS = 400  # TOFU's retain_perturbed size
+GENERAL_KNOWLEDGE_ROWS = 100  # TOFU: 100 real-author facts (and 117 world facts)
+REAL_AUTHORS = "real_authors_perturbed"
+WORLD_FACTS = "world_facts_perturbed"
+# Seeds of the fixed samples. They depend only on the rows, so the same world always exports the same bytes.
+_RETAIN_SAMPLE_STREAM, _GENERAL_KNOWLEDGE_STREAM = 1, 2
+# OpenUnlearning builds `user_start_tag + question + user_end_tag + asst_start_tag + answer` (+ `asst_end_tag`
+# after in-context examples). Our WordLevel tokenizer splits on whitespace, so a single space between
+# question and answer is all a prompt needs, and " . " closes an in-context example exactly as a
+# training sentence ends. Checked against the world's tokenizer at export time.
+TEMPLATE_ARGS: dict[str, Any] = {
+    "apply_chat_template": False,
+    "user_start_tag": "",
+    "user_end_tag": " ",
+    "asst_start_tag": "",
+    "asst_end_tag": " . ",
+}
+# Fact columns an export reads (all produced by splits.fact_table).
+_REQUIRED_COLUMNS = (
+    "fact_id",
+    "subject_id",
+    "subject",
+    "relation_id",
+    "dependency",
+    "depends_on",
+    "propagated_answer",
+    "prompt",
+    "answer",
+    "paraphrased_question",
+    "paraphrased_answer",
+    "perturbed_answer",
+    "target_new",
+)
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# Behemoth, OpenUnlearning/TOFU layout
+
+{{ source }} exported by `behemoth export openunlearning` in the layout of
+[locuslab/TOFU](https://huggingface.co/datasets/locuslab/TOFU), so OpenUnlearning's TOFU configs run on it
+by setting `hf_args.path` to this folder or repo and `forget_split={{ forget }}`, `retain_split={{ retain }}`,
+`holdout_split={{ holdout }}`. The model side (prompt template tags) is in `behemoth_model.yaml`.
+
+| config | rows | |
+|---|---|---|
+{% for name, rows, description in configs %}| `{{ name }}` | {{ rows }} | {{ description }} |
+{% endfor %}
+`question` is the canonical statement up to the object and `answer` its object (one word of the
+synthetic language); `perturbed_answer` lists wrong objects of the same relation.
+"""
+
+
+@dataclass
+class _Source:
+    """The fact splits of one world, as Arrow tables, plus what came with them."""
+
+    tables: dict[str, pa.Table]
+    tokenizer: Any | None
+    metadata: dict[str, Any]
+
+    def split(self, name: str) -> pa.Table:
+        return self.tables[name]
+
+
+# ---------------------------------------------------------------------------------------------- OpenUnlearning
+def export_openunlearning(
+    dataset: str | os.PathLike | Mapping,
+    output_dir: str | os.PathLike,
+    *,
+    forget_name: str | None = None,
+    retain_name: str | None = None,
+    holdout_name: str | None = None,
+    tokenizer: Any | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write the TOFU-shaped export of `dataset` to `output_dir` and return the folder.
+
+    `dataset` is a `behemoth generate` folder, a named config or a `DatasetDict` of fact splits.
+
+    `forget_name`, `retain_name` and `holdout_name` replace the computed `forgetXX`, `retainYY` and
+    `holdoutXX` config names (e.g. to keep a TOFU experiment's `forget10` when the world forgets 12 %).
+    The prompt template is checked with `tokenizer` (default: the world's own tokenizer); a `DatasetDict`
+    without one skips that check.
+    """
+    output = _new_output(output_dir, "output_dir", overwrite)
+    source = _load_source(dataset, tokenizer)
+    names = _config_names(source, forget_name=forget_name, retain_name=retain_name, holdout_name=holdout_name)
+    configs, descriptions = _openunlearning_configs(source, names)
+    if source.tokenizer is not None:
+        for table in configs.values():
+            head = table.slice(0, 64)
+            check_template(source.tokenizer, head.column("question").to_pylist(), head.column("answer").to_pylist())
+    else:
+        logger.warning("no tokenizer given: the OpenUnlearning template tags were not checked against the vocabulary")
+
+    with staged_directory(output) as staging:
+        for name, table in configs.items():
+            (staging / name).mkdir()
+            write_sharded(staging / name, OU_SPLIT, [table], table.num_rows, table.schema)
+        _write_openunlearning_card(staging, source, names, configs, descriptions)
+        _write_model_config(staging)
+        metadata = {
+            "format": "openunlearning",
+            "source": {key: source.metadata.get(key) for key in ("config_name", "fingerprint", "generator_version")},
+            "forget_split": names["forget"],
+            "retain_split": names["retain"],
+            "holdout_split": names["holdout"],
+            "configs": {name: table.num_rows for name, table in configs.items()},
+            "template_args": TEMPLATE_ARGS,
+        }
+        (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    logger.info("wrote the OpenUnlearning export (%s) to %s", ", ".join(configs), output)
+    return output
+
+
+def _config_names(
+    source: _Source, *, forget_name: str | None, retain_name: str | None, holdout_name: str | None
+) -> dict[str, str]:
+    trained = pa.concat_tables([source.split(s) for s in ("forget", "retain", "dependent") if s in source.tables])
+    trained_subjects = _subjects(trained)
+    if not trained_subjects:
+        raise ValueError("`dataset` has no trained facts of any subject; nothing to export")
+    forget_percent = _percent(len(_subjects(source.split("forget"))), len(trained_subjects))
+    holdout_percent = _percent(len(_subjects(source.split("holdout"))), len(trained_subjects))
+    names = {
+        "forget": forget_name or f"forget{forget_percent:02d}",
+        "retain": retain_name or f"retain{100 - forget_percent:02d}",
+        "holdout": holdout_name or f"holdout{holdout_percent:02d}",
+    }
+    for key, given in (("forget_name", forget_name), ("retain_name", retain_name), ("holdout_name", holdout_name)):
+        if given is not None and (not isinstance(given, str) or not _NAME.fullmatch(given)):
+            raise ValueError(f"`{key}` must be a config name of letters, digits, '_', '-' or '.', got {given!r}")
+    fixed = {"full", "retain_perturbed", REAL_AUTHORS, WORLD_FACTS, f"{names['forget']}_perturbed"}
+    chosen = list(names.values())
+    if len(set(chosen)) < len(chosen) or set(chosen) & fixed:
+        raise ValueError(
+            f"config names must differ from each other and from {sorted(fixed)}: got forget {names['forget']!r}, "
+            f"retain {names['retain']!r}, holdout {names['holdout']!r} (`forget_name`, `retain_name`, `holdout_name`)"
+        )
+    return names
+
+
+def _subjects(table: pa.Table) -> set[int]:
+    subject_id = table.column("subject_id").to_numpy()
+    return set(np.unique(subject_id[subject_id >= 0]).tolist())
+
+
+def _percent(part: int, whole: int) -> int:
+    """Rounded percentage, kept off 0 and 100 unless exact: `forget00` for a non-empty set would mislead."""
+    value = math.floor(100 * part / whole + 0.5)
+    if 0 < part < whole:
+        value = min(max(value, 1), 99)
+    return value
+
+
+def _openunlearning_configs(source: _Source, names: dict[str, str]) -> tuple[dict[str, pa.Table], dict[str, str]]:
+    forget, retain, holdout = source.split("forget"), source.split("retain"), source.split("holdout")
+    trained = [source.split(s) for s in ("forget", "retain", "dependent") if s in source.tables]
+    full = pa.concat_tables(trained).sort_by("fact_id")
+    kept = pa.concat_tables(trained[1:]).sort_by("fact_id")
+    retain_sample = _sample(retain, RETAIN_PERTURBED_ROWS, _RETAIN_SAMPLE_STREAM)
+    (real_authors, real_authors_kind), (world_facts, world_facts_kind) = _general_knowledge(source)
+    forget_name, retain_name, holdout_name = names["forget"], names["retain"], names["holdout"]
+    configs = {
+        "full": (full, BASE_FIELDS, "every trained fact (forget + retain + dependent)"),
+        forget_name: (forget, BASE_FIELDS, "facts to forget"),
+        retain_name: (kept, BASE_FIELDS, "every trained fact not in the forget set (retain + dependent)"),
+        f"{forget_name}_perturbed": (forget, PERTURBED_FIELDS, f"`{forget_name}` with paraphrases and wrong answers"),
+        "retain_perturbed": (retain_sample, PERTURBED_FIELDS, "fixed sample of retain facts"),
+        holdout_name: (holdout, BASE_FIELDS, "facts of subjects never trained on (membership inference)"),
+        REAL_AUTHORS: (real_authors, PERTURBED_FIELDS, f"general knowledge: {real_authors_kind}"),
+        WORLD_FACTS: (world_facts, PERTURBED_FIELDS, f"general knowledge: {world_facts_kind}"),
+    }
+    tables = {name: _project(table, fields) for name, (table, fields, _) in configs.items()}
+    return tables, {name: description for name, (_, _, description) in configs.items()}
+
+
+def _project(table: pa.Table, fields: tuple[str, ...]) -> pa.Table:
+    """The export columns, as plain Arrow types without HF feature metadata.
+
+    Plain types load with any `datasets` version (OpenUnlearning pins 3.x, which cannot read the
+    feature metadata datasets 5 writes), and `perturbed_answer` becomes a variable-length list, the
+    type TOFU's JSON gives it.
+    """
+    columns = {
+        "question": table.column("prompt"),
+        "answer": table.column("answer"),
+        "paraphrased_answer": table.column("paraphrased_answer"),
+        "paraphrased_question": table.column("paraphrased_question"),
+        "perturbed_answer": table.column("perturbed_answer").cast(pa.list_(pa.string())),
+    }
+    return pa.table({name: columns[name] for name in fields})
+
+
+def _sample(table: pa.Table, count: int, stream: int) -> pa.Table:
+    """A fixed sample of at most `count` rows, kept in the table's (fact-id) order."""
+    order = np.random.default_rng([0, stream]).permutation(table.num_rows)
+    return table.take(pa.array(np.sort(order[:count])))
+
+
+def _general_knowledge(source: _Source) -> tuple[tuple[pa.Table, str], tuple[pa.Table, str]]:
+    """The `real_authors` and `world_facts` probes, each with what it holds (module docstring: why these rows)."""
+    retain = source.split("retain")
+    subject_id = retain.column("subject_id").to_numpy()
+    forgotten = np.array(sorted(_subjects(source.split("forget"))), dtype=subject_id.dtype)
+    pool = np.flatnonzero((subject_id >= 0) & ~np.isin(subject_id, forgotten))
+    kind = "retain facts of subjects never forgotten"
+    if not len(pool):  # every subject lost a fact (relation-level forgetting): retained facts of any subject
+        pool, kind = np.flatnonzero(subject_id >= 0), "retain facts of subjects (all lost some fact)"
+    if not len(pool):
+        pool, kind = np.arange(retain.num_rows), "retain facts"
+    candidates = retain.take(pa.array(pool))
+    rng = np.random.default_rng([0, _GENERAL_KNOWLEDGE_STREAM])
+    order = rng.permutation(candidates.num_rows)
+    real_authors = candidates.take(pa.array(np.sort(order[:GENERAL_KNOWLEDGE_ROWS])))
+
+    nested_object = pc.equal(retain.column("dependency"), "nested_object")
+    if pc.any(nested_object).as_py():
+        facts = retain.filter(nested_object)
+        world_facts = _sample(facts, GENERAL_KNOWLEDGE_ROWS, _GENERAL_KNOWLEDGE_STREAM)
+        return (real_authors, kind), (world_facts, "object -> nested-object facts")
+    # No nested facts: the next rows of the same permutation, disjoint from real_authors when there are enough.
+    rest = order[GENERAL_KNOWLEDGE_ROWS:]
+    if len(rest) < min(GENERAL_KNOWLEDGE_ROWS, candidates.num_rows):
+        rest = order[::-1]
+    world_facts = candidates.take(pa.array(np.sort(rest[:GENERAL_KNOWLEDGE_ROWS])))
+    return (real_authors, kind), (world_facts, f"a second sample of {kind}")
+
+
+def check_template(tokenizer: Any, questions: list[str], answers: list[str]) -> None:
+    """Raise `ValueError` unless OpenUnlearning's prompt building works with `TEMPLATE_ARGS` and `tokenizer`.
+
+    OpenUnlearning masks the prompt by token count (labels = -100 for the first len(prompt ids) tokens),
+    so the prompt's ids must be a strict prefix of prompt + answer ids; no tag may fall outside the
+    vocabulary; and ROUGE needs the text to survive decode(encode()).
+    """
+    tags = TEMPLATE_ARGS
+    unk = tokenizer.unk_token_id
+    for question, answer in zip(questions, answers, strict=True):
+        prompt = tags["user_start_tag"] + question + tags["user_end_tag"] + tags["asst_start_tag"]
+        prompt_ids = tokenizer(prompt, add_special_tokens=True)["input_ids"]
+        full_ids = tokenizer(prompt + answer, add_special_tokens=True)["input_ids"]
+        few_shot_ids = tokenizer(prompt + answer + tags["asst_end_tag"] + prompt, add_special_tokens=True)["input_ids"]
+        if full_ids[: len(prompt_ids)] != prompt_ids or len(full_ids) <= len(prompt_ids):
+            raise ValueError(f"template tags break prefix consistency for {question!r} + {answer!r}")
+        if unk is not None and unk in full_ids + few_shot_ids:
+            raise ValueError(f"template tags or text of {question!r} + {answer!r} fall outside the vocabulary")
+        if tokenizer.decode(full_ids) != f"{question} {answer}":
+            raise ValueError(f"{question!r} + {answer!r} does not survive decode(encode())")
+
+
+def _write_openunlearning_card(
+    root: Path, source: _Source, names: dict[str, str], configs: dict[str, pa.Table], descriptions: dict[str, str]
+) -> None:
+    from huggingface_hub import DatasetCard, DatasetCardData
+
+    card_data = DatasetCardData(
+        license="apache-2.0",
+        pretty_name="Behemoth (OpenUnlearning layout)",
+        task_categories=["question-answering", "text-generation"],
+        tags=["synthetic", "unlearning", "behemoth", "tofu", "open-unlearning"],
+        configs=[
+            {"config_name": name, "data_files": [{"split": OU_SPLIT, "path": f"{name}/{OU_SPLIT}-*.parquet"}]}
+            for name in configs
+        ],
+    )
+    world = source.metadata.get("config_name")
+    card = DatasetCard.from_template(
+        card_data,
+        template_str=_CARD_TEMPLATE,
+        source=f"The Behemoth world `{world}` (fingerprint `{source.metadata.get('fingerprint')}`)"
+        if world
+        else "A Behemoth world",
+        forget=names["forget"],
+        retain=names["retain"],
+        holdout=names["holdout"],
+        configs=[(name, table.num_rows, descriptions[name]) for name, table in configs.items()],
+    )
+    (root / "README.md").write_text(str(card))
+
+
+def _write_model_config(root: Path) -> None:
+    import yaml
+
+    config = {
+        # Hydra's mandatory-value marker: OpenUnlearning refuses to run until the model path is given.
+        "model_args": {"pretrained_model_name_or_path": "???", "torch_dtype": "float32"},
+        "tokenizer_args": {"pretrained_model_name_or_path": "???"},
+        "template_args": TEMPLATE_ARGS,
+    }
+    header = (
+        "# OpenUnlearning model config for a Behemoth model: copy to configs/model/Behemoth.yaml and set both\n"
+        "# paths to the model folder or Hub repo (model.model_args.pretrained_model_name_or_path=...).\n"
+        "# The tags are whitespace only: the synthetic vocabulary has no 'Question:'/'Answer:' words, and a space\n"
+        "# between question and answer is exactly how training sentences read.\n"
+    )
+    (root / MODEL_CONFIG_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------------------------- EasyEdit
+def export_easyedit(
+    dataset: str | os.PathLike | Mapping,
+    output_file: str | os.PathLike,
+    *,
+    split: str = "forget",
+    seed: int = 0,
+    overwrite: bool = False,
+) -> Path:
+    """Write one EasyEdit edit request per fact of `split` as a JSON list; return the file path.
+
+    `target_new` is the fact's edit target and `ground_truth` its true object. `locality` is a retain
+    fact, preferably of another subject with the same relation, drawn with `seed` (it must not change
+    when the edit works). `portability` holds, when the fact has one, a fact that depends on it, with
+    the answer the edit should propagate to (`propagated_answer`); otherwise it is `{}`, EasyEdit's
+    empty value. `case_id` is the fact id, to join results back to the world.
+    """
+    output = _new_output(output_file, "output_file", overwrite)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
+    source = _load_source(dataset, extra_splits=(split,))
+    if split not in source.tables:
+        raise ValueError(f"`split` {split!r} is not a fact split of `dataset`; available: {', '.join(source.tables)}")
+    edits = source.split(split)
+    retain = source.split("retain")
+    if retain.num_rows == 0:
+        raise ValueError("`dataset` has an empty retain split: no locality facts to pair with the edits")
+
+    records = []
+    locality = _locality_rows(edits, retain, seed)
+    dependents = _dependents(source)
+    retain_rows = retain.select(["prompt", "answer"]).to_pylist()
+    for row, neighbour in zip(edits.to_pylist(), locality, strict=True):
+        record = {
+            "case_id": row["fact_id"],
+            "prompt": row["prompt"],
+            "subject": row["subject"],
+            "target_new": row["target_new"],
+            "ground_truth": row["answer"],
+            "rephrase_prompt": row["paraphrased_question"],
+            "locality": {
+                "neighborhood": {
+                    "prompt": retain_rows[neighbour]["prompt"],
+                    "ground_truth": retain_rows[neighbour]["answer"],
+                }
+            },
+            "portability": {},
+        }
+        if row["subject"] not in row["prompt"]:
+            raise ValueError(f"fact {row['fact_id']}: subject {row['subject']!r} is not in prompt {row['prompt']!r}")
+        for index, (prompt, answer) in enumerate(dependents.get(row["fact_id"], [])):
+            record["portability"]["one_hop" if index == 0 else f"one_hop_{index + 1}"] = {
+                "prompt": prompt,
+                "ground_truth": answer,
+            }
+        records.append(record)
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
+    try:
+        staging.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
+        os.replace(staging, output)
+    except BaseException:
+        staging.unlink(missing_ok=True)
+        raise
+    logger.info("wrote %d EasyEdit requests from %r to %s", len(records), split, output)
+    return output
+
+
+def _locality_rows(edits: pa.Table, retain: pa.Table, seed: int) -> list[int]:
+    """Per edit, the index of a retain fact: same relation and another subject when possible."""
+    rng = np.random.default_rng(seed)
+    retain_relation = retain.column("relation_id").to_numpy()
+    retain_subject = np.array(retain.column("subject").to_pylist(), dtype=object)
+    by_relation = {relation: np.flatnonzero(retain_relation == relation) for relation in np.unique(retain_relation)}
+    everything = np.arange(retain.num_rows)
+
+    def other_subject(pool: np.ndarray, subject: str) -> int | None:
+        # A few random draws almost always suffice (a subject has one fact per relation); scanning the
+        # pool for every edit would cost O(edits x facts) on the `paper` world.
+        for _ in range(8):
+            pick = int(pool[rng.integers(len(pool))])
+            if retain_subject[pick] != subject:
+                return pick
+        others = pool[retain_subject[pool] != subject]
+        return int(others[rng.integers(len(others))]) if len(others) else None
+
+    chosen = []
+    relations, subjects = edits.column("relation_id").to_numpy(), edits.column("subject").to_pylist()
+    for relation, subject in zip(relations, subjects, strict=True):
+        pick = None
+        if relation in by_relation:
+            pick = other_subject(by_relation[relation], subject)
+        if pick is None:
+            pick = other_subject(everything, subject)
+        # Only facts of this very subject are retained: any of them.
+        chosen.append(pick if pick is not None else int(rng.integers(retain.num_rows)))
+    return chosen
+
+
+def _dependents(source: _Source) -> dict[int, list[tuple[str, str]]]:
+    """fact id -> (prompt, propagated answer) of the trained facts that depend on it and propagate an edit."""
+    dependents: dict[int, list[tuple[str, str]]] = {}
+    for name in ("forget", "retain", "dependent"):
+        if name not in source.tables:
+            continue
+        table = source.split(name)
+        for base, prompt, answer in zip(
+            table.column("depends_on").to_pylist(),
+            table.column("prompt").to_pylist(),
+            table.column("propagated_answer").to_pylist(),
+            strict=True,
+        ):
+            if base >= 0 and answer:
+                dependents.setdefault(base, []).append((prompt, answer))
+    return dependents
+
+
+# ---------------------------------------------------------------------------------------------- shared plumbing
+def _new_output(path: str | os.PathLike, parameter: str, overwrite: bool) -> Path:
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"`{parameter}` must be a path, got {type(path).__name__}")
+    output = Path(path)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"`{parameter}` {output} already exists; pass overwrite=True (--overwrite) to replace")
+    return output
+
+
+def _load_source(dataset: Any, tokenizer: Any | None = None, extra_splits: tuple[str, ...] = ()) -> _Source:
+    """The fact splits of a generated folder or named config (via `data.open_dataset`) or of a DatasetDict.
+
+    A folder or named config comes with its tokenizer, checked against the world; `train` is never read.
+    """
+    wanted = ("forget", "retain", "dependent", "holdout", "paraphrase", *extra_splits)
+    if isinstance(dataset, (str, os.PathLike)):
+        from behemoth_hf.data import open_dataset
+
+        data = open_dataset(str(dataset))
+        splits, tokenizer = data.fact_splits, tokenizer if tokenizer is not None else data.tokenizer
+        metadata = {
+            "config_name": data.config.name,
+            "fingerprint": data.fingerprint,
+            "generator_version": GENERATOR_VERSION,
+        }
+    elif isinstance(dataset, Mapping):
+        splits, metadata = dataset, {}
+    else:
+        kind = type(dataset).__name__
+        raise TypeError(f"`dataset` must be a folder path, a named config or a DatasetDict, got {kind}")
+    tables = {split: splits[split].with_format("arrow")[:] for split in dict.fromkeys(wanted) if split in splits}
+    for split in ("forget", "retain", "holdout"):
+        if split not in tables:
+            raise ValueError(f"`dataset` has no {split!r} split; found {', '.join(tables) or 'no fact split'}")
+    for split, table in tables.items():
+        missing = [column for column in _REQUIRED_COLUMNS if column not in table.column_names]
+        if missing:
+            raise ValueError(f"split {split!r} of `dataset` lacks the fact columns {missing}")
+    return _Source(tables=tables, tokenizer=tokenizer, metadata=metadata)
+
+
+# ---------------------------------------------------------------------------------------------- CLI
+def export_command(argv: list[str]) -> int:
+    """Write a generated world in the layout of OpenUnlearning (TOFU) or EasyEdit."""
+    parser = argparse.ArgumentParser(prog="behemoth export", description=export_command.__doc__)
+    _add_export_arguments(parser)
+    args = parser.parse_args(argv)
+    return args.handler(args)
+
+
+
+def _add_export_arguments(export: argparse.ArgumentParser) -> None:
+    formats = export.add_subparsers(dest="format", required=True, metavar="{openunlearning,easyedit}")
+
+    unlearning = formats.add_parser("openunlearning", help="TOFU-shaped Parquet configs + model template tags")
+    unlearning.add_argument("--dataset", required=True, metavar="DIR", help="`behemoth generate` folder or config")
+    unlearning.add_argument("--output", required=True, metavar="DIR", help="export folder (must not exist)")
+    unlearning.add_argument("--forget-name", help="name of the forget config (default forgetXX from the world)")
+    unlearning.add_argument("--retain-name", help="name of the retain config (default retainYY)")
+    unlearning.add_argument("--holdout-name", help="name of the holdout config (default holdoutXX)")
+    unlearning.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    unlearning.set_defaults(handler=export_openunlearning_main)
+
+    easyedit = formats.add_parser("easyedit", help="a JSON list of EasyEdit edit requests")
+    easyedit.add_argument("--dataset", required=True, metavar="DIR", help="`behemoth generate` folder or config name")
+    easyedit.add_argument("--output", required=True, metavar="FILE", help="JSON file to write (must not exist)")
+    easyedit.add_argument("--split", default="forget", help="fact split to turn into edits (default: forget)")
+    easyedit.add_argument("--seed", type=int, default=0, help="seed of the locality fact choice (default: 0)")
+    easyedit.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    easyedit.set_defaults(handler=export_easyedit_main)
+
+
+def export_openunlearning_main(args: argparse.Namespace) -> int:
+    """`behemoth export openunlearning`: the result line goes to stdout, like `behemoth generate`'s."""
+    output = export_openunlearning(
+        args.dataset,
+        args.output,
+        forget_name=args.forget_name,
+        retain_name=args.retain_name,
+        holdout_name=args.holdout_name,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote the OpenUnlearning export to {output}; model template tags in {output / MODEL_CONFIG_FILE}")
+    return 0
+
+
+def export_easyedit_main(args: argparse.Namespace) -> int:
+    """`behemoth export easyedit`: the result line goes to stdout."""
+    output = export_easyedit(args.dataset, args.output, split=args.split, seed=args.seed, overwrite=args.overwrite)
+    print(f"wrote EasyEdit requests from {args.split!r} to {output}")
+    return 0

@@ -1,0 +1,140 @@
+"""`UnlearningArguments`: the `TrainingArguments` of every unlearning/editing method, plus its hyper-parameters
+and the update restriction. Parsed by `HfArgumentParser` from `trainer_configs/*.yaml`, flags and `--set`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from transformers import TrainingArguments
+
+from behemoth_hf.unlearn.restriction import BLOCK_CHOICES, LORA_TARGET_CHOICES
+
+
+@dataclass
+class UnlearningArguments(TrainingArguments):
+    """Arguments of `behemoth unlearn` / `behemoth edit`.
+
+    > Parameters that choose the model, data and method
+
+    Args:
+        model (`str`):
+            Folder of the pretrained model (e.g. from `behemoth pretrain`).
+        dataset (`str`):
+            The model's dataset: a `behemoth generate` folder or a named config.
+        method (`str`, defaults to `"npo"`):
+            Registered method: `gradient_ascent`, `grad_diff`, `npo`, `simnpo` or `edit`.
+        forget_split (`str`, defaults to `"forget"`):
+            Facts to unlearn (or to edit).
+        retain_split (`str`, defaults to `"retain"`):
+            Facts whose likelihood the retain term preserves.
+        num_edits (`int`, *optional*):
+            Use only this many facts of `forget_split` (a seeded choice); None uses them all.
+
+    > Parameters of the losses (None: the method's OpenUnlearning default)
+
+        alpha (`float`, *optional*):
+            Weight of the retain term.
+        gamma (`float`, *optional*):
+            Weight of the forget term.
+        beta (`float`, *optional*):
+            Inverse temperature of NPO / SimNPO.
+        delta (`float`, *optional*):
+            SimNPO margin.
+        retain_loss (`str`, defaults to `"nll"`):
+            `nll` on the retain answers, or `kl` to the frozen reference model.
+        kl_answer_only (`bool`, defaults to `False`):
+            Average the KL over answer positions only (OpenUnlearning averages over every position).
+        edit_target (`str`, defaults to `"target_new"`):
+            What `edit` writes: each fact's `target_new`, or `constant` (object `constant_object` of the fact's
+            relation for every fact, the original generator's forget-a-relation mode).
+        constant_object (`int`, defaults to 0):
+            Object index used by `edit_target=constant`.
+
+    > Parameters of the update restriction
+
+        lora_rank (`int`, *optional*):
+            Train rank-k LoRA adapters instead of the weights (merged into the saved model).
+        lora_alpha (`float`, *optional*):
+            LoRA scaling numerator; None means 2 x rank.
+        lora_targets (`str`, defaults to `"all"`):
+            Blocks that get adapters: `attention`, `mlp` or `all`.
+        trainable_blocks (`str`, defaults to `"all"`):
+            Without LoRA, train only these blocks: `all`, `mlp`, `attention`, `mlp+attention`.
+        trainable_layers (`str`, *optional*):
+            Restrict the blocks (or LoRA adapters) to these layers: "1", "0-2", "0,3".
+
+    > [!NOTE]
+    > House defaults that differ from `TrainingArguments`: `learning_rate=1e-4`, `num_train_epochs=5`,
+    > `per_device_train_batch_size=32`, `lr_scheduler_type="constant"`, `logging_steps=10`,
+    > `save_strategy="no"`, `remove_unused_columns=False` (batches are nested forget/retain dicts).
+    """
+
+    model: str | None = field(default=None, metadata={"help": "folder of the pretrained model"})
+    dataset: str | None = field(default=None, metadata={"help": "the model's dataset: folder or named config"})
+    method: str = field(default="npo", metadata={"help": "gradient_ascent, grad_diff, npo, simnpo or edit"})
+    forget_split: str = field(default="forget", metadata={"help": "facts to unlearn or edit"})
+    retain_split: str = field(default="retain", metadata={"help": "facts the retain term preserves"})
+    num_edits: int | None = field(default=None, metadata={"help": "use only this many forget facts (seeded)"})
+    alpha: float | None = field(default=None, metadata={"help": "retain weight (None: method default)"})
+    gamma: float | None = field(default=None, metadata={"help": "forget weight (None: method default)"})
+    beta: float | None = field(default=None, metadata={"help": "NPO/SimNPO inverse temperature"})
+    delta: float | None = field(default=None, metadata={"help": "SimNPO margin"})
+    retain_loss: Literal["nll", "kl"] = field(default="nll", metadata={"help": "retain term: nll or kl"})
+    kl_answer_only: bool = field(default=False, metadata={"help": "KL over answer positions only"})
+    edit_target: Literal["target_new", "constant"] = field(
+        default="target_new", metadata={"help": "edit toward target_new, or a constant object per relation"}
+    )
+    constant_object: int = field(default=0, metadata={"help": "object index for edit_target=constant"})
+    lora_rank: int | None = field(default=None, metadata={"help": "train rank-k LoRA adapters instead"})
+    lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (None: 2 x rank)"})
+    lora_targets: str = field(default="all", metadata={"help": "LoRA blocks: attention, mlp or all"})
+    trainable_blocks: str = field(default="all", metadata={"help": "all, mlp, attention or mlp+attention"})
+    trainable_layers: str | None = field(default=None, metadata={"help": "layers: '1', '0-2' or '0,3'"})
+
+    output_dir: str | None = field(
+        default=None, metadata={"help": "where the unlearned model and its record go", "aliases": ["--output"]}
+    )
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
+    num_train_epochs: float = field(default=5.0, metadata={"help": "epochs over the forget set"})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "forget facts per device per step"})
+    lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name"})
+    logging_steps: float = field(default=10, metadata={"help": "log every this many steps"})
+    save_strategy: str = field(default="no", metadata={"help": "checkpointing strategy"})
+    remove_unused_columns: bool = field(default=False, metadata={"help": "must stay False (nested batches)"})
+
+    def __post_init__(self):
+        # Checked before TrainingArguments fills in its own default output_dir.
+        for name in ("model", "dataset", "output_dir"):
+            if getattr(self, name) is None:
+                raise ValueError(f"`{name}` is required (--{name.replace('_', '-')})")
+        super().__post_init__()
+        from behemoth_hf.unlearn.registry import METHODS  # late: the trainers import this module
+
+        if self.method not in METHODS:
+            raise ValueError(f"`method` must be one of {sorted(METHODS)}, got {self.method!r}")
+        for name, value in METHODS[self.method].defaults.items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+        for name in ("alpha", "gamma"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
+        if self.beta is not None and self.beta <= 0:
+            raise ValueError(f"`beta` must be > 0, got {self.beta}")
+        if self.num_edits is not None and self.num_edits < 1:
+            raise ValueError(f"`num_edits` must be >= 1 or None, got {self.num_edits}")
+        if self.lora_rank is not None and self.lora_rank < 1:
+            raise ValueError(f"`lora_rank` must be >= 1 (or None for full updates), got {self.lora_rank}")
+        if self.lora_targets not in LORA_TARGET_CHOICES:
+            raise ValueError(f"`lora_targets` must be one of {list(LORA_TARGET_CHOICES)}, got {self.lora_targets!r}")
+        if self.trainable_blocks not in BLOCK_CHOICES:
+            raise ValueError(f"`trainable_blocks` must be one of {list(BLOCK_CHOICES)}, got {self.trainable_blocks!r}")
+        if self.lora_rank is not None and self.trainable_blocks != "all":
+            raise ValueError("`trainable_blocks` restricts full updates; with `lora_rank` choose `lora_targets`")
+        if isinstance(self.trainable_layers, int) and not isinstance(self.trainable_layers, bool):
+            self.trainable_layers = str(self.trainable_layers)  # YAML reads `trainable_layers: 1` as an int
+        if self.lora_rank is not None and self.lora_alpha is None:
+            self.lora_alpha = 2.0 * self.lora_rank
+        if self.remove_unused_columns:
+            raise ValueError("`remove_unused_columns` must be False: batches are nested forget/retain dicts")

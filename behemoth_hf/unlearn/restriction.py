@@ -1,0 +1,112 @@
+"""Restricting an update, orthogonally to its loss: LoRA of rank k (peft) or training only chosen blocks.
+
+Blocks are the attention and MLP sub-modules of each transformer layer; `layers` selects layers by
+index ("1", "0-2", "0,3"). Module names are those of the three supported families.
+"""
+
+from __future__ import annotations
+
+import re
+
+from peft import LoraConfig, PeftModel, TaskType, get_peft_model
+from transformers import PreTrainedModel
+
+
+BLOCK_CHOICES = ("all", "mlp", "attention", "mlp+attention")
+LORA_TARGET_CHOICES = ("attention", "mlp", "all")
+
+# Per family: linear module names of each block, and the pattern that extracts a parameter's layer index.
+_FAMILIES = {
+    "gpt_neox": {
+        "attention": ["attention.query_key_value", "attention.dense"],
+        "mlp": ["mlp.dense_h_to_4h", "mlp.dense_4h_to_h"],
+        "layer": r"\.layers\.(\d+)\.",
+    },
+    "gpt2": {"attention": ["attn.c_attn", "attn.c_proj"], "mlp": ["mlp.c_fc", "mlp.c_proj"], "layer": r"\.h\.(\d+)\."},
+    "llama": {
+        "attention": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"],
+        "mlp": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
+        "layer": r"\.layers\.(\d+)\.",
+    },
+}
+
+
+def parse_layers(spec: str | None, num_layers: int) -> list[int] | None:
+    """"1", "0-2" or "0,3" -> sorted layer indices (None: every layer); errors name `trainable_layers`."""
+    if spec is None:
+        return None
+    layers: set[int] = set()
+    for part in spec.split(","):
+        match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
+        if not match:
+            raise ValueError(f"`trainable_layers` must look like '1', '0-2' or '0,3'; got {spec!r}")
+        start, stop = int(match[1]), int(match[2] or match[1])
+        layers.update(range(start, stop + 1))
+    if not layers or max(layers) >= num_layers:
+        raise ValueError(f"`trainable_layers` {spec!r} must name layers in [0, {num_layers - 1}]")
+    return sorted(layers)
+
+
+def _family(model: PreTrainedModel) -> dict:
+    model_type = model.config.model_type
+    if model_type not in _FAMILIES:
+        raise ValueError(f"update restriction supports {list(_FAMILIES)} models, not {model_type!r}")
+    return _FAMILIES[model_type]
+
+
+def block_modules(model: PreTrainedModel, blocks: str) -> list[str]:
+    """Linear module name suffixes of `blocks` ("attention", "mlp", "mlp+attention"/"all")."""
+    if blocks not in BLOCK_CHOICES:
+        raise ValueError(f"`trainable_blocks` must be one of {list(BLOCK_CHOICES)}, got {blocks!r}")
+    family = _family(model)
+    chosen = ["attention", "mlp"] if blocks in ("all", "mlp+attention") else [blocks]
+    return [name for block in chosen for name in family[block]]
+
+
+def restrict_to_blocks(model: PreTrainedModel, blocks: str, layers: list[int] | None) -> None:
+    """Freeze every parameter outside the chosen blocks of the chosen layers (in place).
+
+    `blocks="all"` with `layers=None` leaves the model fully trainable (embeddings and norms included).
+    Otherwise only the weights and biases of the chosen linear modules stay trainable.
+    """
+    if blocks == "all" and layers is None:
+        return
+    family = _family(model)
+    suffixes = block_modules(model, blocks)
+    for name, parameter in model.named_parameters():
+        module_name = name.rsplit(".", 1)[0]
+        in_block = any(module_name.endswith(suffix) for suffix in suffixes)
+        layer = re.search(family["layer"], "." + name)
+        in_layer = layers is None or (layer is not None and int(layer[1]) in layers)
+        parameter.requires_grad_(in_block and in_layer)
+
+
+def apply_lora(
+    model: PreTrainedModel, rank: int, alpha: float, targets: str, layers: list[int] | None
+) -> PeftModel:
+    """Wrap `model` with rank-`rank` LoRA adapters on the `targets` blocks (only adapters train)."""
+    if rank < 1:
+        raise ValueError(f"`lora_rank` must be >= 1, got {rank}")
+    if targets not in LORA_TARGET_CHOICES:
+        raise ValueError(f"`lora_targets` must be one of {list(LORA_TARGET_CHOICES)}, got {targets!r}")
+    config = LoraConfig(
+        task_type=TaskType.CAUSAL_LM,
+        r=rank,
+        lora_alpha=alpha,
+        lora_dropout=0.0,
+        target_modules=block_modules(model, "all" if targets == "all" else targets),
+        layers_to_transform=layers,
+        fan_in_fan_out=model.config.model_type == "gpt2",  # GPT-2's Conv1D stores weights transposed
+    )
+    return get_peft_model(model, config)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def merged_model(model) -> PreTrainedModel:
+    """The plain `transformers` model to save: LoRA adapters merged into the base weights."""
+    return model.merge_and_unload() if isinstance(model, PeftModel) else model

@@ -1,0 +1,158 @@
+"""Run one unlearning or editing method on a pretrained model and save the result.
+
+Everything that can be wrong with the input (model/dataset mismatch, an empty forget split, a
+method that needs retain data without it, a bad restriction) is checked before training starts.
+The saved folder is a plain `transformers` model (LoRA adapters merged) that `AutoModelForCausalLM`
+loads, its tokenizer, `unlearning_record.json` and a model card; it appears only when complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from behemoth_hf.data import BehemothData, check_tokenizer, open_dataset
+from behemoth_hf.lexicon import Lexicon
+from behemoth_hf.staging import staged_directory
+from behemoth_hf.unlearn.arguments import UnlearningArguments
+from behemoth_hf.unlearn.data import ForgetRetainDataset, PairedCollator, encode_examples
+from behemoth_hf.unlearn.registry import METHODS
+from behemoth_hf.unlearn.restriction import (
+    apply_lora,
+    count_parameters,
+    merged_model,
+    parse_layers,
+    restrict_to_blocks,
+)
+
+
+logger = logging.getLogger(__name__)
+
+RECORD_FILE = "unlearning_record.json"
+
+
+def load_model_for(data: BehemothData, model_path: str):
+    """Model and tokenizer from `model_path`, refusing a model built for another world."""
+    if not (Path(model_path) / "config.json").is_file():
+        raise FileNotFoundError(f"`model` {model_path} is not a saved model folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    try:
+        check_tokenizer(tokenizer, data.config)
+    except ValueError as error:
+        raise ValueError(f"`model` {model_path} does not match `dataset` {data.source}: {error}") from None
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise ValueError(f"`model` {model_path} has fewer embeddings than its tokenizer has tokens")
+    return model, tokenizer
+
+
+def edit_answers(args: UnlearningArguments, rows, data: BehemothData) -> list[str]:
+    """The answers the forget part of a batch is trained toward."""
+    if args.method != "edit":
+        return list(rows["answer"])
+    if args.edit_target == "target_new":
+        return list(rows["target_new"])
+    relation_ids = np.asarray(rows["relation_id"])
+    if (relation_ids >= data.config.num_relations).any():
+        raise ValueError("`edit_target=constant` rewrites base relations only; this split has nested facts")
+    if not 0 <= args.constant_object < data.config.num_objects:
+        raise ValueError(f"`constant_object` must be in [0, {data.config.num_objects - 1}], got {args.constant_object}")
+    lexicon = Lexicon(data.config)
+    return [lexicon.name(lexicon.object_entity(r, args.constant_object)) for r in relation_ids]
+
+
+def select_forget_rows(args: UnlearningArguments, data: BehemothData):
+    if args.forget_split not in data.fact_splits:
+        raise ValueError(f"`forget_split` {args.forget_split!r} is not a split of {data.source}: {list(data.fact_splits)}")
+    rows = data.fact_splits[args.forget_split]
+    if len(rows) == 0:
+        raise ValueError(f"`forget_split` {args.forget_split!r} is empty: there is nothing to unlearn or edit")
+    if args.num_edits is not None:
+        if args.num_edits > len(rows):
+            raise ValueError(f"`num_edits` ({args.num_edits}) exceeds the {len(rows)} facts of `{args.forget_split}`")
+        chosen = np.sort(np.random.default_rng([args.seed, 13]).permutation(len(rows))[: args.num_edits])
+        rows = rows.select(chosen)
+    return rows
+
+
+def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
+    """Check, train, save; return the record."""
+    output = Path(args.output_dir)
+    if output.exists() and any(output.iterdir()):
+        raise FileExistsError(f"`output_dir` {output} is not empty; choose a new folder")
+    trainer_class = METHODS[args.method]
+    data = open_dataset(args.dataset)
+    model, tokenizer = load_model_for(data, args.model)
+    forget_rows = select_forget_rows(args, data)
+    forget = encode_examples(tokenizer, forget_rows["prompt"], edit_answers(args, forget_rows, data))
+    retain = None
+    if trainer_class.uses_retain and args.alpha > 0:
+        if args.retain_split not in data.fact_splits or len(data.fact_splits[args.retain_split]) == 0:
+            raise ValueError(f"method `{args.method}` needs retain data but split {args.retain_split!r} is missing or empty")
+        retain_rows = data.fact_splits[args.retain_split]
+        retain = encode_examples(tokenizer, retain_rows["prompt"], retain_rows["answer"])
+
+    layers = parse_layers(args.trainable_layers, model.config.num_hidden_layers)
+    if args.lora_rank is not None:
+        model = apply_lora(model, args.lora_rank, args.lora_alpha, args.lora_targets, layers)
+    else:
+        restrict_to_blocks(model, args.trainable_blocks, layers)
+    trainable, total = count_parameters(model)
+
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=ForgetRetainDataset(forget, retain, args.seed),
+        data_collator=PairedCollator(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+    )
+    start = time.perf_counter()
+    result = trainer.train()
+    record = {
+        "method": args.method,
+        "model": args.model,
+        "dataset": data.source,
+        "dataset_config": data.config.name,
+        "dataset_fingerprint": data.fingerprint,
+        "forget_split": args.forget_split,
+        "num_forget_examples": len(forget),
+        "hyperparameters": {name: getattr(args, name) for name in ("alpha", "gamma", "beta", "delta", "retain_loss",
+                                                                   "kl_answer_only", "edit_target", "constant_object")},
+        "restriction": {name: getattr(args, name) for name in ("lora_rank", "lora_alpha", "lora_targets",
+                                                               "trainable_blocks", "trainable_layers")},
+        "trainable_parameters": trainable,
+        "total_parameters": total,
+        "seed": args.seed,
+        "steps": result.global_step,
+        "train_loss": result.training_loss,
+        "wall_seconds": round(time.perf_counter() - start, 2),
+        "log_history": trainer.state.log_history,
+        "arguments": {k: v for k, v in dataclasses.asdict(args).items() if _jsonable(v)},
+    }
+    _save(merged_model(trainer.model), tokenizer, record, output)
+    return record
+
+
+def _jsonable(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _save(model, tokenizer, record: dict[str, Any], output: Path) -> None:
+    from behemoth_hf.cards import write_unlearning_card
+
+    with staged_directory(output) as staging:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        write_unlearning_card(staging, record)
+        (staging / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")

@@ -1,0 +1,76 @@
+"""Training speed of each unlearning/editing method relative to plain fine-tuning, on 2 CPU cores.
+
+    python benchmarks/bench_unlearn.py            # writes benchmarks/results/unlearn.json
+
+Model: the `small` preset (freshly initialised: speed does not depend on the weights) on the `default`
+world; every method trains 60 steps on the same forget batches (32 facts, retain examples paired by
+the same seed). "Plain fine-tuning" is `edit` with `alpha=0`: one forward/backward on the forget batch,
+which is what every method adds its extra passes to (retain batch, frozen reference model, KL).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+from pathlib import Path
+
+import torch
+
+from behemoth_hf.data import open_dataset
+from behemoth_hf.modeling import build_model
+from behemoth_hf.unlearn import UnlearningArguments
+from behemoth_hf.unlearn.run import run_unlearning
+
+
+CASES = {
+    "plain fine-tuning (edit, alpha=0)": dict(method="edit", alpha=0.0),
+    "gradient_ascent": dict(method="gradient_ascent"),
+    "grad_diff": dict(method="grad_diff"),
+    "grad_diff, retain_loss=kl": dict(method="grad_diff", retain_loss="kl"),
+    "npo": dict(method="npo"),
+    "simnpo": dict(method="simnpo"),
+    "edit": dict(method="edit"),
+    "edit, LoRA rank 4": dict(method="edit", lora_rank=4),
+    "edit, MLP of layer 1 only": dict(method="edit", trainable_blocks="mlp", trainable_layers="1"),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--output", default="benchmarks/results/unlearn.json")
+    args = parser.parse_args()
+    data = open_dataset("default")
+    results = []
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = Path(scratch) / "small"
+        tokenizer = data.tokenizer
+        build_model("small", len(tokenizer), eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id, seed=0).save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        for label, overrides in CASES.items():
+            run_args = UnlearningArguments(
+                model=str(model_dir), dataset="default", output_dir=f"{scratch}/{len(results)}",
+                max_steps=args.steps, per_device_train_batch_size=32, logging_steps=args.steps, seed=0, **overrides,
+            )
+            record = run_unlearning(run_args)
+            runtime = next(entry["train_runtime"] for entry in record["log_history"] if "train_runtime" in entry)
+            results.append({"case": label, "steps": record["steps"], "seconds": round(runtime, 2),
+                            "steps_per_second": round(record["steps"] / runtime, 2),
+                            "trainable_parameters": record["trainable_parameters"]})
+            print(json.dumps(results[-1]))
+    baseline = results[0]["steps_per_second"]
+    for result in results:
+        result["relative_to_plain_fine_tuning"] = round(result["steps_per_second"] / baseline, 2)
+    Path(args.output).write_text(json.dumps({
+        "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",
+        "command": "python benchmarks/bench_unlearn.py",
+        "model": "small preset (GPT-NeoX, 2 layers, width 256), default world, batch 32 forget (+32 retain)",
+        "results": results,
+    }, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

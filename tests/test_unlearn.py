@@ -1,0 +1,202 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM
+
+from behemoth_hf.cli import main
+from behemoth_hf.config import make_config
+from behemoth_hf.data import open_dataset
+from behemoth_hf.generate import generate_dataset
+from behemoth_hf.modeling import build_model
+from behemoth_hf.scoring import score_answers
+from behemoth_hf.unlearn import METHODS, UnlearningArguments
+from behemoth_hf.unlearn.registry import register_method
+from behemoth_hf.unlearn.restriction import apply_lora, count_parameters, merged_model, restrict_to_blocks
+from behemoth_hf.unlearn.run import run_unlearning
+
+
+CONFIGS = Path(__file__).parents[1] / "trainer_configs"
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    output = tmp_path_factory.mktemp("base") / "tiny"
+    argv = ["pretrain", "--config", str(CONFIGS / "pretrain_tiny.yaml"), "--dataset", "tiny", "--output", str(output)]
+    assert main(argv) == 0
+    return str(output)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return open_dataset("tiny")
+
+
+def _run(tiny_model, output, **overrides):
+    settings = dict(num_train_epochs=10, learning_rate=1e-3, per_device_train_batch_size=8, seed=0)
+    settings.update(overrides)
+    args = UnlearningArguments(model=tiny_model, dataset="tiny", output_dir=str(output), **settings)
+    return run_unlearning(args), AutoModelForCausalLM.from_pretrained(output)
+
+
+def _scores(model, data, split, answer_column="answer"):
+    rows = data.fact_splits[split]
+    return score_answers(model, data.tokenizer, rows["prompt"], rows[answer_column])
+
+
+@pytest.fixture(scope="module")
+def unlearned(tiny_model, tmp_path_factory):
+    root = tmp_path_factory.mktemp("unlearned")
+    return {method: _run(tiny_model, root / method, method=method) for method in ("gradient_ascent", "grad_diff",
+                                                                                    "npo", "simnpo")}
+
+
+def test_every_method_unlearns_and_retain_terms_protect_retain(unlearned, tiny_model, data):
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    base_forget = _scores(base, data, "forget")
+    assert base_forget.accuracy == 1.0
+    retain_accuracy = {}
+    for method, (record, model) in unlearned.items():
+        forget = _scores(model, data, "forget")
+        assert forget.accuracy <= 0.5, method
+        assert forget.mean_nll.mean() > base_forget.mean_nll.mean() + 1.0, method
+        assert np.isfinite(record["train_loss"]) and record["steps"] == 20
+        retain_accuracy[method] = _scores(model, data, "retain").accuracy
+        # Every weight tensor moved (full update).
+        base_state, state = base.state_dict(), model.state_dict()
+        assert all(not torch.equal(base_state[name], state[name]) for name in state), method
+    for method in ("grad_diff", "npo", "simnpo"):
+        assert retain_accuracy[method] > retain_accuracy["gradient_ascent"] + 0.2, retain_accuracy
+
+
+def test_records_name_the_method_restriction_and_seed(unlearned):
+    record, _ = unlearned["simnpo"]
+    assert record["hyperparameters"]["beta"] == 4.5 and record["hyperparameters"]["gamma"] == 0.125
+    assert record["restriction"]["lora_rank"] is None and record["seed"] == 0
+    assert record["trainable_parameters"] == record["total_parameters"]
+
+
+def test_edit_writes_the_new_targets(tiny_model, data, tmp_path):
+    _, model = _run(tiny_model, tmp_path / "edit", method="edit")
+    assert _scores(model, data, "forget", "target_new").accuracy >= 0.8
+    assert _scores(model, data, "forget").accuracy <= 0.2
+
+
+def test_constant_edit_rewrites_a_relation_to_one_object(tiny_model, data, tmp_path):
+    _, model = _run(tiny_model, tmp_path / "constant", method="edit", edit_target="constant", constant_object=3)
+    rows = data.fact_splits["forget"]
+    predicted = score_answers(model, data.tokenizer, rows["prompt"], rows["answer"])
+    assert predicted.accuracy <= 0.2
+    from behemoth_hf.lexicon import Lexicon
+
+    lexicon = Lexicon(data.config)
+    constant = [lexicon.name(lexicon.object_entity(r, 3)) for r in rows["relation_id"]]
+    assert score_answers(model, data.tokenizer, rows["prompt"], constant).accuracy >= 0.8
+
+
+def test_lora_edit_trains_only_adapters_and_saves_a_plain_model(tiny_model, data, tmp_path):
+    record, model = _run(tiny_model, tmp_path / "lora", method="edit", lora_rank=4, learning_rate=1e-2)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model)
+    # GPT-NeoX tiny: per layer query_key_value (64->192), dense (64->64), h_to_4h (64->256), 4h_to_h (256->64).
+    per_layer = 4 * ((64 + 192) + (64 + 64) + (64 + 256) + (256 + 64))
+    assert record["trainable_parameters"] == 2 * per_layer
+    assert type(model).__name__ == "GPTNeoXForCausalLM"
+    assert not any("lora" in name for name in model.state_dict())
+    assert _scores(model, data, "forget", "target_new").accuracy >= 0.8
+    unchanged = ("embed_in", "embed_out", "layernorm")
+    assert all(torch.equal(base.state_dict()[n], p) for n, p in model.state_dict().items() if any(u in n for u in unchanged))
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-gpt2", "tiny-llama"])
+def test_merged_lora_equals_base_plus_scaled_adapter_product(preset):
+    base = build_model(preset, 120, eos_token_id=0, pad_token_id=1, seed=0)
+    reference = {name: tensor.clone() for name, tensor in base.state_dict().items()}
+    peft_model = apply_lora(base, rank=2, alpha=4.0, targets="mlp", layers=None)
+    trainable, total = count_parameters(peft_model)
+    assert trainable == sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n) > 0
+    torch.manual_seed(1)
+    deltas = {}
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_B") and "default" in getattr(module, "lora_B", {}):
+            torch.nn.init.normal_(module.lora_B["default"].weight)
+            delta = 2.0 * module.lora_B["default"].weight @ module.lora_A["default"].weight  # alpha / r = 2
+            key = name.replace("base_model.model.", "") + ".weight"
+            deltas[key] = delta.T if preset == "tiny-gpt2" else delta  # GPT-2 Conv1D stores (in, out)
+    assert deltas
+    merged = merged_model(peft_model).state_dict()
+    for name, tensor in merged.items():
+        expected = reference[name] + deltas[name] if name in deltas else reference[name]
+        assert torch.allclose(tensor, expected, atol=1e-5), name
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-gpt2", "tiny-llama"])
+def test_block_restriction_freezes_everything_else(preset):
+    model = build_model(preset, 120, eos_token_id=0, pad_token_id=1, seed=0)
+    restrict_to_blocks(model, "attention", layers=[1])
+    trainable = [name for name, p in model.named_parameters() if p.requires_grad]
+    assert trainable and all((".1." in n) and ("attn" in n or "attention" in n) for n in trainable), trainable
+
+
+def test_block_restricted_edit_leaves_other_parameters_bit_identical(tiny_model, data, tmp_path):
+    record, model = _run(tiny_model, tmp_path / "mlp1", method="edit", trainable_blocks="mlp", trainable_layers="1")
+    base = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
+    changed = {name for name, tensor in model.state_dict().items() if not torch.equal(tensor, base[name])}
+    assert changed == {f"gpt_neox.layers.1.mlp.{m}.{p}" for m in ("dense_h_to_4h", "dense_4h_to_h")
+                       for p in ("weight", "bias")}
+    assert record["trainable_parameters"] == 2 * 64 * 256 + 256 + 64
+
+
+@pytest.mark.parametrize(
+    "overrides, error, match",
+    [
+        (dict(method="forget_everything"), ValueError, r"`method` must be one of \['edit', 'grad_diff'"),
+        (dict(lora_rank=0), ValueError, r"`lora_rank` must be >= 1"),
+        (dict(lora_rank=2, lora_targets="embeddings"), ValueError, r"`lora_targets` must be one of"),
+        (dict(trainable_blocks="heads"), ValueError, r"`trainable_blocks` must be one of"),
+        (dict(beta=0.0), ValueError, r"`beta` must be > 0"),
+        (dict(model=None), ValueError, r"`model` is required"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(overrides, error, match, tmp_path):
+    settings = dict(model="m", dataset="tiny", output_dir=str(tmp_path / "o"), method="npo") | overrides
+    with pytest.raises(error, match=match):
+        UnlearningArguments(**settings)
+
+
+def test_bad_inputs_fail_before_training(tiny_model, tmp_path):
+    other_world = generate_dataset(make_config("tiny", seed=9, repeats=1), tmp_path / "other", progress=False)
+    cases = [
+        (dict(forget_split="dependent"), r"`forget_split` 'dependent' is not a split of tiny"),
+        (dict(dataset=str(other_world)), r"does not match `dataset`"),
+        (dict(retain_split="nothing"), r"method `npo` needs retain data"),
+        (dict(trainable_layers="5"), r"`trainable_layers` '5' must name layers in \[0, 1\]"),
+        (dict(num_edits=500), r"`num_edits` \(500\) exceeds the 12 facts"),
+    ]
+    for overrides, match in cases:
+        settings = dict(model=tiny_model, dataset="tiny", output_dir=str(tmp_path / "out"), method="npo") | overrides
+        with pytest.raises(ValueError, match=match):
+            run_unlearning(UnlearningArguments(**settings))
+        assert not (tmp_path / "out").exists()
+
+
+def test_registry_rejects_duplicates_and_bad_names():
+    with pytest.raises(KeyError, match="already registered"):
+        register_method(METHODS["npo"])
+
+    class Bad:
+        name = "Bad Name"
+
+    with pytest.raises(ValueError, match="lowercase identifier"):
+        register_method(Bad)
+
+
+def test_cli_unlearn_and_edit(tiny_model, tmp_path):
+    common = ["--model", tiny_model, "--dataset", "tiny", "--set", "num_train_epochs=1"]
+    assert main(["unlearn", "--config", str(CONFIGS / "npo.yaml"), *common, "--output", str(tmp_path / "n")]) == 0
+    assert (tmp_path / "n" / "unlearning_record.json").exists() and (tmp_path / "n" / "README.md").exists()
+    assert main(["edit", "--config", str(CONFIGS / "edit_lora.yaml"), *common, "--output", str(tmp_path / "e")]) == 0
+    assert main(["edit", "--method", "npo", *common, "--output", str(tmp_path / "x")]) == 2
+    assert main(["unlearn", "--method", "edit", *common, "--output", str(tmp_path / "y")]) == 2
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
