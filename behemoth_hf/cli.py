@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 
 def generate_command(argv: list[str]) -> int:
@@ -84,6 +85,23 @@ def edit_command(argv: list[str]) -> int:
     return _unlearning(argv, "behemoth edit", "edit")
 
 
+def evaluate_command(argv: list[str]) -> int:
+    """Evaluate models (and the oracle): OpenUnlearning-shaped results, a markdown report and plots."""
+    from behemoth_hf.arguments import parse_dataclasses
+    from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
+    from behemoth_hf.report import REPORT_FILE
+
+    (args,) = parse_dataclasses((EvaluationArguments,), argv, prog="behemoth evaluate")
+    all_results = run_evaluation(args)
+    for name, results in all_results.items():
+        headline = ", ".join(
+            f"{key} {results[key]['agg_value']:.3g}" for key in ("forget_accuracy", "retain_accuracy", "forget_quality",
+                                                               "model_utility") if results[key]["agg_value"] is not None)
+        print(f"{name}: {headline}")
+    print(f"report: {Path(args.output_dir) / REPORT_FILE}")
+    return 0
+
+
 def push_command(argv: list[str]) -> int:
     """Push a dataset or model folder to the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT honoured)."""
     from behemoth_hf.hub import push_command as run
@@ -104,6 +122,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "pretrain": pretrain_command,
     "unlearn": unlearn_command,
     "edit": edit_command,
+    "evaluate": evaluate_command,
     "push": push_command,
     "export": export_command,
 }

@@ -129,6 +129,11 @@ class _Source:
 
 
 # ---------------------------------------------------------------------------------------------- OpenUnlearning
+ORACLE_LOG = "oracle/TOFU_EVAL.json"
+# What OpenUnlearning's TOFU config reads from `retain_logs_path` (peers.md 1.7).
+ORACLE_LOG_METRICS = ("forget_truth_ratio", "mia_min_k")
+
+
 def export_openunlearning(
     dataset: str | os.PathLike | Mapping,
     output_dir: str | os.PathLike,
@@ -137,9 +142,14 @@ def export_openunlearning(
     retain_name: str | None = None,
     holdout_name: str | None = None,
     tokenizer: Any | None = None,
+    oracle_eval: str | os.PathLike | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write the TOFU-shaped export of `dataset` to `output_dir` and return the folder.
+
+    `oracle_eval` is the retain oracle's `BEHEMOTH_EVAL.json` (from `behemoth evaluate`); it is written as
+    `oracle/TOFU_EVAL.json`, re-indexed by row position as OpenUnlearning indexes its datasets, for
+    OpenUnlearning's `retain_logs_path` (forget quality and privacy leakage).
 
     `dataset` is a `behemoth generate` folder, a named config or a `DatasetDict` of fact splits.
 
@@ -152,6 +162,7 @@ def export_openunlearning(
     source = _load_source(dataset, tokenizer)
     names = _config_names(source, forget_name=forget_name, retain_name=retain_name, holdout_name=holdout_name)
     configs, descriptions = _openunlearning_configs(source, names)
+    oracle_log = _oracle_log(oracle_eval, source.split("forget")) if oracle_eval is not None else None
     if source.tokenizer is not None:
         for table in configs.values():
             head = table.slice(0, 64)
@@ -165,6 +176,9 @@ def export_openunlearning(
             write_sharded(staging / name, OU_SPLIT, [table], table.num_rows, table.schema)
         _write_openunlearning_card(staging, source, names, configs, descriptions)
         _write_model_config(staging)
+        if oracle_log is not None:
+            (staging / ORACLE_LOG).parent.mkdir()
+            (staging / ORACLE_LOG).write_text(json.dumps(oracle_log, indent=4) + "\n")
         metadata = {
             "format": "openunlearning",
             "source": {key: source.metadata.get(key) for key in ("config_name", "fingerprint", "generator_version")},
@@ -177,6 +191,23 @@ def export_openunlearning(
         (staging / EXPORT_METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     logger.info("wrote the OpenUnlearning export (%s) to %s", ", ".join(configs), output)
     return output
+
+
+def _oracle_log(path: str | os.PathLike, forget: pa.Table) -> dict[str, Any]:
+    """The oracle's forget truth ratios and min-k% AUC, keyed by the forget config's row positions."""
+    from behemoth_hf.metrics import read_eval_json
+
+    results = read_eval_json(path)
+    missing = [key for key in ORACLE_LOG_METRICS if key not in results]
+    if missing:
+        raise ValueError(f"`oracle_eval` {path} lacks {missing}: pass the oracle's BEHEMOTH_EVAL.json")
+    by_fact = results["forget_truth_ratio"].get("value_by_index", {})
+    positions = [str(fact_id) for fact_id in forget.column("fact_id").to_pylist()]
+    if set(by_fact) != set(positions):
+        raise ValueError(f"`oracle_eval` {path} was not computed on this world's forget split (its fact ids differ)")
+    log = {key: {"agg_value": results[key]["agg_value"]} for key in ORACLE_LOG_METRICS}
+    log["forget_truth_ratio"]["value_by_index"] = {str(row): by_fact[fact] for row, fact in enumerate(positions)}
+    return log
 
 
 def _config_names(
@@ -542,6 +573,7 @@ def _add_export_arguments(export: argparse.ArgumentParser) -> None:
     unlearning.add_argument("--forget-name", help="name of the forget config (default forgetXX from the world)")
     unlearning.add_argument("--retain-name", help="name of the retain config (default retainYY)")
     unlearning.add_argument("--holdout-name", help="name of the holdout config (default holdoutXX)")
+    unlearning.add_argument("--oracle-eval", metavar="FILE", help="the oracle's BEHEMOTH_EVAL.json (`behemoth evaluate`)")
     unlearning.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     unlearning.set_defaults(handler=export_openunlearning_main)
 
@@ -562,6 +594,7 @@ def export_openunlearning_main(args: argparse.Namespace) -> int:
         forget_name=args.forget_name,
         retain_name=args.retain_name,
         holdout_name=args.holdout_name,
+        oracle_eval=args.oracle_eval,
         overwrite=args.overwrite,
     )
     print(f"wrote the OpenUnlearning export to {output}; model template tags in {output / MODEL_CONFIG_FILE}")

@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 DATASET_METADATA_FILE = "behemoth.json"  # generate.METADATA_FILE, not imported to keep this module light
 EXPORT_METADATA_FILE = "behemoth_export.json"  # export.EXPORT_METADATA_FILE
 CARD_FILE = "README.md"
+RECORD_FILES = ("unlearning_record.json", "training_record.json")  # written by `behemoth unlearn` / `pretrain`
 MODEL_CONFIG_FILE = "config.json"
 TOKENIZER_FILE = "tokenizer.json"
 # A transformers checkpoint holds one of these (the index files for sharded weights).
@@ -77,17 +79,57 @@ def push_model(
     private: bool = False,
     revision: str | None = None,
     token: str | None = None,
+    evaluation: str | os.PathLike | None = None,
 ) -> str:
     """Upload a saved model folder (weights, config, tokenizer, model card) to `repo_id`; return the commit URL.
 
     The folder must load with `AutoModelForCausalLM`/`AutoTokenizer` as is, and must carry its model
     card: a card is the only place that says which world and method produced the weights, so a push
-    without one is refused rather than filled with a placeholder.
+    without one is refused rather than filled with a placeholder. `evaluation` is the model's
+    `BEHEMOTH_SUMMARY.json` from `behemoth evaluate`: its metrics join the uploaded card's `model-index`
+    (the local card is not changed).
     """
     root = _existing_folder(folder)
     _check_repo_args(repo_id, revision)
     summary = _check_model_folder(root)
-    return _push(root, repo_id, "model", private=private, revision=revision, token=token, summary=summary)
+    if evaluation is None:
+        return _push(root, repo_id, "model", private=private, revision=revision, token=token, summary=summary)
+    card = _card_with_evaluation(root, Path(evaluation))
+    with tempfile.TemporaryDirectory() as staging:
+        # The upload folder: links to the model's files, and the card with its evaluation results.
+        for path in root.iterdir():
+            if path.is_file() and path.name != CARD_FILE:
+                (Path(staging) / path.name).symlink_to(path.resolve())
+        (Path(staging) / CARD_FILE).write_text(card)
+        return _push(Path(staging), repo_id, "model", private=private, revision=revision, token=token, summary=summary)
+
+
+def _card_with_evaluation(root: Path, evaluation: Path) -> str:
+    """The folder's model card with the numeric metrics of `evaluation` added to its model-index."""
+    from huggingface_hub import EvalResult, ModelCard
+
+    if not evaluation.is_file():
+        raise FileNotFoundError(f"`evaluation` {evaluation} does not exist: pass a BEHEMOTH_SUMMARY.json")
+    scores = _read_json(evaluation)
+    record = next((_read_json(root / name) for name in RECORD_FILES if (root / name).is_file()), {})
+    config_name = record.get("dataset_config", "behemoth")
+    card = ModelCard.load(root / CARD_FILE)
+    if card.data.model_name is None:
+        card.data.model_name = root.resolve().name
+    card.data.eval_results = list(card.data.eval_results or []) + [
+        EvalResult(
+            task_type="text-generation",
+            dataset_type="behemoth",
+            dataset_name=f"Behemoth {config_name}",
+            dataset_config=config_name,
+            metric_type=name,
+            metric_name=name,
+            metric_value=float(value),
+        )
+        for name, value in scores.items()
+        if isinstance(value, (int, float)) and not isinstance(value, bool)
+    ]
+    return str(card)
 
 
 # ---------------------------------------------------------------------------------------------- local checks
@@ -326,12 +368,17 @@ def _add_push_arguments(push: argparse.ArgumentParser) -> None:
         parser.add_argument("--repo-id", required=True, metavar="ORG/NAME", help="Hub repo to create or update")
         parser.add_argument("--private", action="store_true", help="create the repo as private (if it is new)")
         parser.add_argument("--revision", metavar="REV", help="branch to push to, created from main if missing")
+        if kind == "model":
+            parser.add_argument("--evaluation", metavar="FILE", help="BEHEMOTH_SUMMARY.json to add to the card")
         parser.set_defaults(handler=push_main)
 
 
 def push_main(args: argparse.Namespace) -> int:
     """`behemoth push`: upload, then print the commit URL (stdout, like the other commands' result line)."""
-    push = push_dataset if args.kind == "dataset" else push_model
-    url = push(args.folder, args.repo_id, private=args.private, revision=args.revision)
+    if args.kind == "dataset":
+        url = push_dataset(args.folder, args.repo_id, private=args.private, revision=args.revision)
+    else:
+        url = push_model(args.folder, args.repo_id, private=args.private, revision=args.revision,
+                         evaluation=args.evaluation)
     print(f"pushed {args.folder} to {args.repo_id}: {url}")
     return 0

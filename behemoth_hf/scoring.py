@@ -17,22 +17,20 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 @dataclass
 class AnswerScores:
-    """Per-item scores; `token_logprobs[i]` holds the log-probabilities of item i's answer tokens."""
+    """Per-item scores. The lists hold, per item, one entry per answer token: its log-probability, the
+    model's argmax given the gold prefix, and the answer token itself."""
 
     correct: np.ndarray  # bool: greedy continuation of the prompt is exactly the answer
     nll: np.ndarray  # summed negative log-likelihood of the answer tokens
     num_tokens: np.ndarray  # answer tokens per item
     token_logprobs: list[np.ndarray]
+    predicted_ids: list[np.ndarray]
+    target_ids: list[np.ndarray]
 
     @property
     def mean_nll(self) -> np.ndarray:
         """Per-token (length-normalised) NLL, as TOFU/OpenUnlearning use for truth ratios."""
         return self.nll / self.num_tokens
-
-    @property
-    def probability(self) -> np.ndarray:
-        """Probability of the whole answer, exp(-summed NLL)."""
-        return np.exp(-self.nll)
 
     @property
     def accuracy(self) -> float:
@@ -69,7 +67,7 @@ def score_answers(
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    correct, nll, lengths, token_logprobs = [], [], [], []
+    correct, nll, lengths, token_logprobs, predicted_ids, target_ids = [], [], [], [], [], []
     try:
         for start in range(0, len(full_ids), batch_size):
             rows = full_ids[start : start + batch_size]
@@ -87,14 +85,17 @@ def score_answers(
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
             targets = input_ids[:, 1:]
             target_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu()
-            hits = (logprobs.argmax(-1) == targets).cpu()
+            argmax = logprobs.argmax(-1).cpu()
+            targets = targets.cpu()
             mask = answer_mask[:, 1:]
             for i in range(len(rows)):
                 item_logprobs = target_logprobs[i][mask[i]].numpy()
                 token_logprobs.append(item_logprobs)
+                predicted_ids.append(argmax[i][mask[i]].numpy())
+                target_ids.append(targets[i][mask[i]].numpy())
                 nll.append(-float(item_logprobs.sum()))
                 lengths.append(len(item_logprobs))
-                correct.append(bool(hits[i][mask[i]].all()))
+                correct.append(bool((predicted_ids[-1] == target_ids[-1]).all()))
     finally:
         model.train(was_training)
     return AnswerScores(
@@ -102,4 +103,6 @@ def score_answers(
         nll=np.array(nll, np.float64),
         num_tokens=np.array(lengths, np.int64),
         token_logprobs=token_logprobs,
+        predicted_ids=predicted_ids,
+        target_ids=target_ids,
     )

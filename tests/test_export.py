@@ -252,3 +252,28 @@ def test_a_named_config_exports_without_a_folder(worlds, tmp_path):
     named = export_easyedit("tiny", tmp_path / "named.json")  # built with the datasets builder, not from a folder
     # Repeats only change `train`: the fact rows, hence the requests, are those of the generated folder.
     assert named.read_bytes() == export_easyedit(worlds["tiny"], tmp_path / "folder.json").read_bytes()
+
+
+def test_oracle_eval_log_is_reindexed_by_forget_row_position(worlds, tmp_path):
+    from behemoth_hf.data import open_dataset
+    from behemoth_hf.metrics import metric_result, write_results
+
+    forget_ids = list(open_dataset(str(worlds["tiny"])).fact_splits["forget"]["fact_id"])
+    ratios = [0.1 * (i + 1) for i in range(len(forget_ids))]
+    results = {"forget_truth_ratio": metric_result(0.5, ratios, indices=forget_ids), "mia_min_k": metric_result(0.52)}
+    eval_path, _ = write_results(results, tmp_path / "oracle-eval", "BEHEMOTH")
+    output = export_openunlearning(worlds["tiny"], tmp_path / "ou", oracle_eval=eval_path)
+    log = json.loads((output / "oracle" / "TOFU_EVAL.json").read_text())
+    assert log["mia_min_k"]["agg_value"] == 0.52
+    scores = log["forget_truth_ratio"]["value_by_index"]
+    assert [scores[str(row)]["score"] for row in range(len(forget_ids))] == pytest.approx(ratios)
+    # Row r of the exported forget config is forget fact r: the index OpenUnlearning adds.
+    exported = pq.read_table(output / "forget10")["question"].to_pylist()
+    assert exported == list(open_dataset(str(worlds["tiny"])).fact_splits["forget"]["prompt"])
+
+    wrong = {"forget_truth_ratio": metric_result(0.5, ratios, indices=[i + 1 for i in forget_ids]),
+             "mia_min_k": metric_result(0.5)}
+    wrong_path, _ = write_results(wrong, tmp_path / "wrong", "BEHEMOTH")
+    with pytest.raises(ValueError, match="not computed on this world's forget split"):
+        export_openunlearning(worlds["tiny"], tmp_path / "ou2", oracle_eval=wrong_path)
+    assert not (tmp_path / "ou2").exists()

@@ -267,3 +267,19 @@ def test_model_without_card_is_refused_naming_the_command_that_writes_it(hub_ser
     with pytest.raises(FileNotFoundError, match="missing a weights file"):
         push_model(folder, "org/x")
     assert hub_server.requests == []
+
+
+def test_model_push_adds_the_evaluation_to_the_card_model_index(hub_server, model_folder, tmp_path):
+    from huggingface_hub import ModelCard
+
+    summary = tmp_path / "BEHEMOTH_SUMMARY.json"
+    summary.write_text('{"forget_accuracy": 0.02, "retain_accuracy": 0.97, "forget_quality": null}')
+    before = _tree_bytes(model_folder)
+    assert main(["push", "model", str(model_folder), "--repo-id", "org/evaluated", "--evaluation", str(summary)]) == 0
+    assert _tree_bytes(model_folder) == before  # the local card is untouched
+    remote = hub_server.files("model", "org/evaluated")
+    card_path = tmp_path / "README.md"
+    card_path.write_bytes(remote["README.md"])
+    results = {r.metric_type: r.metric_value for r in ModelCard.load(card_path).data.eval_results}
+    assert results == {"forget_accuracy": 0.02, "retain_accuracy": 0.97}
+    assert remote["model.safetensors"] == (model_folder / "model.safetensors").read_bytes()

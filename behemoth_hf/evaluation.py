@@ -1,0 +1,249 @@
+"""Evaluate models on a Behemoth world: OpenUnlearning-shaped results plus what only a synthetic world gives.
+
+Per model, every number comes from teacher-forced scoring (`scoring.score_answers`, one forward pass
+per batch) and the plain metric functions of `behemoth_hf.metrics`. Results are written as
+`<output>/<model>/BEHEMOTH_EVAL.json` (`{metric: {agg_value, value_by_index}}`, indexed by `fact_id`,
+with OpenUnlearning's key names where a metric exists there, so an oracle's file works as OpenUnlearning's
+`retain_logs_path`) and `BEHEMOTH_SUMMARY.json`; `report.py` turns them into markdown and plots.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+from transformers import AutoModelForCausalLM
+
+from behemoth_hf import metrics
+from behemoth_hf.data import BehemothData, check_tokenizer, open_dataset
+from behemoth_hf.scoring import AnswerScores, score_answers
+
+
+logger = logging.getLogger(__name__)
+
+RESULTS_NAME = "BEHEMOTH"
+ACCURACY_SPLITS = ("forget", "retain", "dependent", "paraphrase", "holdout")
+
+
+@dataclass
+class EvaluationArguments:
+    """Arguments of `behemoth evaluate`.
+
+    Args:
+        model (`list[str]`):
+            One or more model folders to evaluate (each gets its own results folder).
+        dataset (`str`):
+            Their dataset: a `behemoth generate` folder or a named config.
+        output_dir (`str`):
+            Where results, the report and plots go.
+        oracle (`str`, *optional*):
+            The retain oracle: a model folder (evaluated too) or its `BEHEMOTH_EVAL.json`. Needed for forget
+            quality and for privacy leakage against the oracle.
+        base (`str`, *optional*):
+            The model before unlearning/editing: needed for EasyEdit locality.
+        batch_size (`int`, defaults to 256):
+            Sequences per forward pass.
+        mia_k (`float`, defaults to 0.4):
+            Fraction of lowest token log-probs averaged by the min-k% attack (OpenUnlearning's TOFU value).
+    """
+
+    model: list[str] = field(metadata={"help": "model folder(s) to evaluate"})
+    dataset: str = field(metadata={"help": "their dataset: folder or named config"})
+    output_dir: str = field(metadata={"help": "results, report and plots", "aliases": ["--output"]})
+    oracle: str | None = field(default=None, metadata={"help": "retain oracle: model folder or BEHEMOTH_EVAL.json"})
+    base: str | None = field(default=None, metadata={"help": "model before the edit (for locality)"})
+    batch_size: int = field(default=256, metadata={"help": "sequences per forward pass"})
+    mia_k: float = field(default=0.4, metadata={"help": "min-k% fraction"})
+
+    def __post_init__(self):
+        if isinstance(self.model, str):
+            self.model = [self.model]
+        if not self.model:
+            raise ValueError("`model` needs at least one model folder")
+        for path in [*self.model, *(p for p in (self.base,) if p)]:
+            if not (Path(path) / "config.json").is_file():
+                raise FileNotFoundError(f"`model`/`base` {path} is not a saved model folder (no config.json)")
+        if self.oracle is not None and not Path(self.oracle).exists():
+            raise FileNotFoundError(f"`oracle` {self.oracle} does not exist")
+        if self.batch_size < 1:
+            raise ValueError(f"`batch_size` must be >= 1, got {self.batch_size}")
+        if not 0 < self.mia_k <= 1:
+            raise ValueError(f"`mia_k` must be in (0, 1], got {self.mia_k}")
+
+
+def _fact_ids(rows) -> list[int]:
+    return list(rows["fact_id"])
+
+
+class ModelEvaluator:
+    """Scores one model on the world's fact splits and turns the scores into metric results."""
+
+    def __init__(self, model, data: BehemothData, batch_size: int, mia_k: float):
+        self.model, self.data, self.batch_size, self.mia_k = model, data, batch_size, mia_k
+        self.tokenizer = data.tokenizer
+
+    def score(self, prompts, answers) -> AnswerScores:
+        return score_answers(self.model, self.tokenizer, prompts, answers, batch_size=self.batch_size)
+
+    def perturbed_mean_nll(self, rows) -> np.ndarray:
+        """(items, options) mean NLL of each perturbed answer after the item's prompt."""
+        options = np.array(list(rows["perturbed_answer"]))
+        prompts = np.repeat(np.array(list(rows["prompt"])), options.shape[1])
+        return self.score(list(prompts), list(options.reshape(-1))).mean_nll.reshape(options.shape)
+
+    def retain_predictions(self) -> list[np.ndarray]:
+        """Argmax tokens at the retain answers' positions: what EasyEdit locality compares before/after."""
+        retain = self.data.fact_splits["retain"]
+        return self.score(retain["prompt"], retain["answer"]).predicted_ids
+
+    def evaluate(self, base_predictions: list[np.ndarray] | None) -> dict[str, Any]:
+        """Every metric that needs only this model (and the base model's predictions, for locality)."""
+        splits = self.data.fact_splits
+        results: dict[str, Any] = {}
+        scores: dict[str, AnswerScores] = {}
+        for split in ACCURACY_SPLITS:
+            if split in splits:
+                rows = splits[split]
+                scores[split] = self.score(rows["prompt"], rows["answer"])
+                results[f"{split}_accuracy"] = metrics.metric_result(
+                    metrics.fact_accuracy(scores[split].correct), scores[split].correct.astype(float),
+                    indices=_fact_ids(rows),
+                )
+        forget, retain = splits["forget"], splits["retain"]
+        question = self.score(forget["question"], forget["answer"])
+        results["forget_question_accuracy"] = metrics.metric_result(
+            metrics.fact_accuracy(question.correct), question.correct.astype(float), indices=_fact_ids(forget)
+        )
+        for name, rows in (("forget", forget), ("retain", retain)):
+            probability = metrics.answer_probability(scores[name].mean_nll)
+            results[f"{name}_Q_A_Prob"] = metrics.metric_result(
+                float(probability.mean()), {"prob": probability, "avg_loss": scores[name].mean_nll},
+                indices=_fact_ids(rows),
+            )
+            # Correct answer: the paraphrased answer (= the object) after the prompt, as TOFU does.
+            correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
+            ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows))
+            aggregator = metrics.FORGET_TRUTH_RATIO_AGGREGATOR if name == "forget" else metrics.RETAIN_TRUTH_RATIO_AGGREGATOR
+            results[f"{name}_truth_ratio"] = metrics.metric_result(
+                metrics.aggregate_truth_ratio(ratios, aggregator), ratios, indices=_fact_ids(rows)
+            )
+        results["model_utility"] = metrics.metric_result(metrics.model_utility({
+            "retain_Q_A_Prob": results["retain_Q_A_Prob"]["agg_value"],
+            "retain_truth_ratio": results["retain_truth_ratio"]["agg_value"],
+            "retain_accuracy": results["retain_accuracy"]["agg_value"],
+        }))
+        self._membership_inference(results, scores)
+        self._editing(results, scores, base_predictions)
+        self._propagation(results)
+        return results
+
+    def _membership_inference(self, results: dict, scores: dict[str, AnswerScores]) -> None:
+        if "holdout" not in scores:
+            return
+        forget, holdout = scores["forget"], scores["holdout"]
+        indices = _fact_ids(self.data.fact_splits["forget"]) + _fact_ids(self.data.fact_splits["holdout"])
+        for name, forget_scores, holdout_scores in (
+            ("mia_loss", metrics.loss_scores(forget.mean_nll), metrics.loss_scores(holdout.mean_nll)),
+            ("mia_min_k", metrics.min_k_scores(forget.token_logprobs, k=self.mia_k),
+             metrics.min_k_scores(holdout.token_logprobs, k=self.mia_k)),
+        ):
+            results[name] = metrics.metric_result(
+                metrics.mia_auc(forget_scores, holdout_scores), np.concatenate([forget_scores, holdout_scores]),
+                indices=indices,
+            )
+
+    def _editing(self, results: dict, scores: dict[str, AnswerScores], base_predictions: list | None) -> None:
+        forget = self.data.fact_splits["forget"]
+        indices = _fact_ids(forget)
+        for name, prompts in (("edit_reliability", forget["prompt"]), ("edit_generalization", forget["paraphrased_question"])):
+            new = self.score(prompts, forget["target_new"])
+            values = metrics.token_accuracy(new.predicted_ids, new.target_ids)
+            results[name] = metrics.metric_result(float(values.mean()), values, indices=indices)
+        if base_predictions is not None:
+            values = metrics.locality(base_predictions, scores["retain"].predicted_ids)
+            results["edit_locality"] = metrics.metric_result(
+                float(values.mean()), values, indices=_fact_ids(self.data.fact_splits["retain"])
+            )
+        if "dependent" in self.data.fact_splits:
+            dependent = self.data.fact_splits["dependent"]
+            followed = self.score(dependent["prompt"], dependent["propagated_answer"])
+            values = metrics.token_accuracy(followed.predicted_ids, followed.target_ids)
+            results["edit_portability"] = metrics.metric_result(float(values.mean()), values, indices=_fact_ids(dependent))
+
+    def _propagation(self, results: dict) -> None:
+        """Did each dependent fact keep its old answer, follow its base fact's edit, or break?"""
+        if "dependent" not in self.data.fact_splits:
+            return
+        dependent = self.data.fact_splits["dependent"]
+        old = results["dependent_accuracy"]
+        old_correct = metrics.item_values(old).astype(bool)
+        propagated_correct = self.score(dependent["prompt"], dependent["propagated_answer"]).correct
+        outcomes = metrics.classify_propagation_from_correct(old_correct, propagated_correct)
+        rates = metrics.propagation_rates(outcomes)
+        for outcome, rate in rates.items():
+            results[f"propagation_{outcome}"] = metrics.metric_result(rate)
+        results["propagation_outcome"] = metrics.metric_result(
+            None, [{"outcome": str(o)} for o in outcomes], indices=_fact_ids(dependent)
+        )
+
+
+def add_reference_metrics(results: dict[str, Any], oracle: dict[str, Any] | None) -> None:
+    """Metrics judged against the retain oracle: forget quality (KS p-value of forget truth ratios, None
+    without an oracle) and privacy leakage of the min-k% attack (against AUC 0.5 without one)."""
+    reference_ratios = metrics.item_values(oracle["forget_truth_ratio"]) if oracle is not None else None
+    results["forget_quality"] = metrics.metric_result(
+        metrics.forget_quality(metrics.item_values(results["forget_truth_ratio"]), reference_ratios)
+    )
+    if "mia_min_k" in results:
+        reference_auc = oracle["mia_min_k"]["agg_value"] if oracle is not None and "mia_min_k" in oracle else 0.5
+        results["privleak"] = metrics.metric_result(metrics.privleak(results["mia_min_k"]["agg_value"], reference_auc))
+
+
+def _evaluator(path: str, data: BehemothData, args: EvaluationArguments) -> ModelEvaluator:
+    from transformers import AutoTokenizer
+
+    try:
+        check_tokenizer(AutoTokenizer.from_pretrained(path), data.config)
+    except ValueError as error:
+        raise ValueError(f"`model` {path} does not match `dataset` {data.source}: {error}") from None
+    return ModelEvaluator(AutoModelForCausalLM.from_pretrained(path), data, args.batch_size, args.mia_k)
+
+
+def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
+    """Evaluate every model (and the oracle when it is a model folder); write results, report and plots."""
+    from behemoth_hf.report import write_report
+
+    data = open_dataset(args.dataset)
+    output = Path(args.output_dir)
+    names = [Path(path).resolve().name for path in args.model]
+    oracle_is_model = args.oracle is not None and Path(args.oracle).is_dir()
+    if len(set(names)) != len(names) or (oracle_is_model and "oracle" in names):
+        raise ValueError(f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}")
+    base_predictions = _evaluator(args.base, data, args).retain_predictions() if args.base else None
+
+    all_results: dict[str, dict[str, Any]] = {}
+    oracle_results = None
+    if args.oracle is not None and Path(args.oracle).is_file():
+        oracle_results = metrics.read_eval_json(args.oracle)
+    elif oracle_is_model:
+        oracle_results = _evaluator(args.oracle, data, args).evaluate(base_predictions)
+        add_reference_metrics(oracle_results, oracle_results)  # the oracle against itself: forget quality 1.0
+        all_results["oracle"] = oracle_results
+    for name, path in tqdm(list(zip(names, args.model)), desc="evaluate", unit="model"):
+        results = _evaluator(path, data, args).evaluate(base_predictions)
+        add_reference_metrics(results, oracle_results)
+        all_results[name] = results
+    for name, results in all_results.items():
+        metrics.write_results(results, output / name, RESULTS_NAME)
+    summaries = {name: metrics.summary(results) for name, results in all_results.items()}
+    (output / "summary.json").write_text(json.dumps({
+        "dataset": data.source, "dataset_fingerprint": data.fingerprint,
+        "models": dict(zip(names, args.model)), "oracle": args.oracle, "base": args.base, "summaries": summaries,
+    }, indent=2, default=float) + "\n")
+    write_report(all_results, data, output)
+    return all_results

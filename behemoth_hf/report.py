@@ -1,0 +1,125 @@
+"""The evaluation report: a markdown table of the headline metrics and matplotlib plots.
+
+Plots: fact accuracy per split and model; forget-set truth-ratio distributions of each model against
+the oracle (what forget quality tests); and, when several models are given, forgetting against
+utility (each model a point: the trade-off every unlearning method is judged on).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from behemoth_hf import metrics  # noqa: E402
+from behemoth_hf.data import BehemothData  # noqa: E402
+from behemoth_hf.evaluation import ACCURACY_SPLITS  # noqa: E402
+
+
+REPORT_FILE = "report.md"
+# (metric key, column title, format) of the report table, in order.
+HEADLINE = (
+    ("forget_accuracy", "forget acc", "{:.3f}"),
+    ("retain_accuracy", "retain acc", "{:.3f}"),
+    ("paraphrase_accuracy", "paraphrase acc", "{:.3f}"),
+    ("forget_question_accuracy", "Q/A acc", "{:.3f}"),
+    ("holdout_accuracy", "holdout acc", "{:.3f}"),
+    ("forget_truth_ratio", "forget TR", "{:.3f}"),
+    ("forget_quality", "forget quality", "{:.2e}"),
+    ("model_utility", "model utility", "{:.3f}"),
+    ("mia_min_k", "MIA AUC (min-k)", "{:.3f}"),
+    ("privleak", "privleak", "{:.1f}"),
+    ("edit_reliability", "edit reliability", "{:.3f}"),
+    ("edit_generalization", "edit generalization", "{:.3f}"),
+    ("edit_locality", "edit locality", "{:.3f}"),
+    ("propagation_kept", "dependent kept", "{:.3f}"),
+    ("propagation_followed", "dependent followed", "{:.3f}"),
+    ("propagation_broken", "dependent broken", "{:.3f}"),
+)
+
+
+def _value(results: dict[str, Any], key: str, fmt: str) -> str:
+    value = results.get(key, {}).get("agg_value")
+    return "–" if value is None else fmt.format(value)
+
+
+def write_report(all_results: dict[str, dict[str, Any]], data: BehemothData, output: Path) -> Path:
+    """Write `report.md` and its plots into `output`; returns the report's path."""
+    output.mkdir(parents=True, exist_ok=True)
+    columns = [(key, title, fmt) for key, title, fmt in HEADLINE if any(key in r for r in all_results.values())]
+    plots = [_accuracy_plot(all_results, output), _truth_ratio_plot(all_results, output)]
+    if len([name for name in all_results if name != "oracle"]) >= 2:
+        plots.append(_tradeoff_plot(all_results, output))
+    lines = [
+        "# Behemoth evaluation",
+        "",
+        f"World `{data.config.name}` (fingerprint `{data.fingerprint}`, {data.source}). Accuracy is the exact greedy "
+        "answer after the prompt; forget quality is the KS-test p-value of forget-set truth ratios against the "
+        f"oracle's (≥ {metrics.FORGET_QUALITY_THRESHOLD} reads as indistinguishable); MIA AUC compares forget and "
+        "holdout facts (0.5: no membership signal). Per-item values are in `<model>/BEHEMOTH_EVAL.json`.",
+        "",
+        "| model | " + " | ".join(title for _, title, _ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
+    for name, results in all_results.items():
+        lines.append(f"| `{name}` | " + " | ".join(_value(results, key, fmt) for key, _, fmt in columns) + " |")
+    lines += ["", *[f"![{plot.stem}]({plot.name})" for plot in plots], ""]
+    report = output / REPORT_FILE
+    report.write_text("\n".join(lines))
+    return report
+
+
+def _accuracy_plot(all_results: dict[str, dict[str, Any]], output: Path) -> Path:
+    splits = [s for s in (*ACCURACY_SPLITS, "forget_question") if any(f"{s}_accuracy" in r for r in all_results.values())]
+    figure, axis = plt.subplots(figsize=(1.6 + 1.3 * len(splits), 3.6))
+    width = 0.8 / len(all_results)
+    for offset, (name, results) in enumerate(all_results.items()):
+        values = [results.get(f"{split}_accuracy", {}).get("agg_value", np.nan) for split in splits]
+        axis.bar(np.arange(len(splits)) + offset * width, values, width, label=name)
+    axis.set_xticks(np.arange(len(splits)) + width * (len(all_results) - 1) / 2, [s.replace("_", " ") for s in splits])
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel("fact accuracy")
+    axis.legend(fontsize=8)
+    axis.set_title("Accuracy per split")
+    return _save(figure, output / "accuracy.png")
+
+
+def _truth_ratio_plot(all_results: dict[str, dict[str, Any]], output: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(6, 3.6))
+    bins = np.logspace(-6, 4, 50)
+    for name, results in all_results.items():
+        ratios = np.clip(metrics.item_values(results["forget_truth_ratio"]), bins[0], bins[-1])
+        axis.hist(ratios, bins=bins, histtype="step", linewidth=1.5, label=name)
+    axis.set_xscale("log")
+    axis.set_xlabel("truth ratio on forget facts (P(wrong) / P(right), geometric)")
+    axis.set_ylabel("facts")
+    axis.legend(fontsize=8)
+    axis.set_title("Forget-set truth ratios vs the oracle's")
+    return _save(figure, output / "truth_ratio.png")
+
+
+def _tradeoff_plot(all_results: dict[str, dict[str, Any]], output: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(5, 4))
+    for name, results in all_results.items():
+        x = 1.0 - results["forget_accuracy"]["agg_value"]
+        y = results["model_utility"]["agg_value"]
+        axis.scatter([x], [y], s=40, marker="*" if name == "oracle" else "o")
+        axis.annotate(name, (x, y), fontsize=8, xytext=(4, 4), textcoords="offset points")
+    axis.set_xlabel("forgetting (1 - forget accuracy)")
+    axis.set_ylabel("model utility")
+    axis.set_xlim(-0.05, 1.05)
+    axis.set_ylim(-0.05, 1.05)
+    axis.set_title("Forgetting vs utility")
+    return _save(figure, output / "forget_vs_utility.png")
+
+
+def _save(figure, path: Path) -> Path:
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+    return path
