@@ -29,9 +29,11 @@ def field_types(dataclass_type: type) -> dict[str, Any]:
 
 def coerce(name: str, raw: str, annotation: Any) -> Any:
     """Convert the string `raw` to `annotation` (int, float, bool, str, X | None), naming `name` on error."""
-    options = typing.get_args(annotation) if isinstance(annotation, types.UnionType) or typing.get_origin(
-        annotation
-    ) is typing.Union else (annotation,)
+    options = (
+        typing.get_args(annotation)
+        if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is typing.Union
+        else (annotation,)
+    )
     if type(None) in options and raw.strip().lower() in _NONE_WORDS:
         return None
     kind = next((option for option in options if option is not type(None)), str)

@@ -37,9 +37,7 @@ def write_model_card(folder: Path, record: dict[str, Any]) -> None:
         tags=["behemoth", "synthetic", "unlearning", "oracle" if record["oracle"] else "pretrained"],
         eval_results=eval_results,
     )
-    card = ModelCard.from_template(
-        card_data, template_str=_template("model_card.md"), model_name=model_name, **record
-    )
+    card = ModelCard.from_template(card_data, template_str=_template("model_card.md"), model_name=model_name, **record)
     (folder / "README.md").write_text(str(card))
 
 
@@ -54,7 +52,10 @@ def write_unlearning_card(folder: Path, record: dict[str, Any]) -> None:
         tags=["behemoth", "synthetic", "unlearning", record["method"]],
     )
     card = ModelCard.from_template(
-        card_data, template_str=_template("unlearned_card.md"), model_name=model_name,
-        base_model=Path(record["model"]).name, **record,
+        card_data,
+        template_str=_template("unlearned_card.md"),
+        model_name=model_name,
+        base_model=Path(record["model"]).name,
+        **record,
     )
     (folder / "README.md").write_text(str(card))

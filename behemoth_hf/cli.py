@@ -18,7 +18,11 @@ def generate_command(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="behemoth generate", description=generate_command.__doc__)
     parser.add_argument("--config", default="default", help="named world config (see `behemoth configs`)")
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a world parameter, e.g. --set num_subjects=1000 (repeatable)",
     )
     parser.add_argument("--output", required=True, help="output folder (must not exist unless --overwrite)")
@@ -31,7 +35,9 @@ def generate_command(argv: list[str]) -> int:
 
     config = make_config(args.config, **parse_overrides(args.overrides))
     output = generate_dataset(config, args.output, overwrite=args.overwrite, progress=not args.quiet)
-    print(f"wrote {config.name} (fingerprint {config.fingerprint()}) to {output}; metadata in {output / METADATA_FILE}")
+    print(
+        f"wrote {config.name} (fingerprint {config.fingerprint()}) to {output}; metadata in {output / METADATA_FILE}"
+    )
     return 0
 
 
@@ -41,8 +47,10 @@ def configs_command(argv: list[str]) -> int:
     from behemoth_hf.config import NAMED_CONFIGS
 
     for name, config in NAMED_CONFIGS.items():
-        print(f"{name:12s} {config.num_subjects} subjects x {config.num_relations} relations x "
-              f"{config.num_objects} objects, {config.repeats} repeats: {config.description}")
+        print(
+            f"{name:12s} {config.num_subjects} subjects x {config.num_relations} relations x "
+            f"{config.num_objects} objects, {config.repeats} repeats: {config.description}"
+        )
     return 0
 
 
@@ -54,7 +62,9 @@ def pretrain_command(argv: list[str]) -> int:
     (args,) = parse_dataclasses((PretrainArguments,), argv, prog="behemoth pretrain")
     record = pretrain(args)
     accuracy = ", ".join(f"{split} {value:.3f}" for split, value in record["accuracy"].items())
-    print(f"saved {args.output_dir} after {record['steps']} updates ({record['wall_seconds']} s); accuracy: {accuracy}")
+    print(
+        f"saved {args.output_dir} after {record['steps']} updates ({record['wall_seconds']} s); accuracy: {accuracy}"
+    )
     return 0
 
 
@@ -70,8 +80,10 @@ def _unlearning(argv: list[str], prog: str, method: str | None) -> int:
     if method is None and args.method == "edit":
         raise ValueError("`method=edit` writes new answers: run it with `behemoth edit`")
     record = run_unlearning(args)
-    print(f"saved {args.output_dir}: {record['method']}, {record['steps']} steps, "
-          f"{record['trainable_parameters']:,} trainable parameters ({record['wall_seconds']} s)")
+    print(
+        f"saved {args.output_dir}: {record['method']}, {record['steps']} steps, "
+        f"{record['trainable_parameters']:,} trainable parameters ({record['wall_seconds']} s)"
+    )
     return 0
 
 
@@ -95,11 +107,27 @@ def evaluate_command(argv: list[str]) -> int:
     all_results = run_evaluation(args)
     for name, results in all_results.items():
         headline = ", ".join(
-            f"{key} {results[key]['agg_value']:.3g}" for key in ("forget_accuracy", "retain_accuracy", "forget_quality",
-                                                               "model_utility") if results[key]["agg_value"] is not None)
+            f"{key} {results[key]['agg_value']:.3g}"
+            for key in ("forget_accuracy", "retain_accuracy", "forget_quality", "model_utility")
+            if results[key]["agg_value"] is not None
+        )
         print(f"{name}: {headline}")
     print(f"report: {Path(args.output_dir) / REPORT_FILE}")
     return 0
+
+
+def quickstart_command(argv: list[str]) -> int:
+    """The whole pipeline on the `default` world in minutes: data, model, oracle, NPO, LoRA edit, report."""
+    from behemoth_hf.quickstart import quickstart_command as run
+
+    return run(argv)
+
+
+def experiment_command(argv: list[str]) -> int:
+    """Run a sweep from trainer_configs/experiments/<name>.yaml: cached models, seeds, LR grid, table, plots."""
+    from behemoth_hf.experiment import experiment_command as run
+
+    return run(argv)
 
 
 def push_command(argv: list[str]) -> int:
@@ -117,12 +145,14 @@ def export_command(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "quickstart": quickstart_command,
     "generate": generate_command,
     "configs": configs_command,
     "pretrain": pretrain_command,
     "unlearn": unlearn_command,
     "edit": edit_command,
     "evaluate": evaluate_command,
+    "experiment": experiment_command,
     "push": push_command,
     "export": export_command,
 }
@@ -131,8 +161,11 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="behemoth", description="Behemoth synthetic-knowledge benchmark")
-    parser.add_argument("command", choices=list(COMMANDS), help="; ".join(
-        f"{name}: {command.__doc__.splitlines()[0]}" for name, command in COMMANDS.items()))
+    parser.add_argument(
+        "command",
+        choices=list(COMMANDS),
+        help="; ".join(f"{name}: {command.__doc__.splitlines()[0]}" for name, command in COMMANDS.items()),
+    )
     known, rest = parser.parse_known_args(argv[:1])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     from behemoth_hf.hub import HubError

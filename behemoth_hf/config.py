@@ -172,7 +172,10 @@ class BehemothConfig(datasets.BuilderConfig):
                 raise ValueError(f"`{name}` must be in [0, 1], got {value}")
 
         total_subjects = self.num_subjects + self.num_holdout_subjects
-        for name, count in (("num_subjects (with holdout subjects)", total_subjects), ("num_objects", self.num_objects)):
+        for name, count in (
+            ("num_subjects (with holdout subjects)", total_subjects),
+            ("num_objects", self.num_objects),
+        ):
             if count > MAX_ENTITIES_PER_TYPE:
                 raise ValueError(f"`{name}` is {count}, more than the token space allows ({MAX_ENTITIES_PER_TYPE})")
 

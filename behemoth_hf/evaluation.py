@@ -111,7 +111,8 @@ class ModelEvaluator:
                 rows = splits[split]
                 scores[split] = self.score(rows["prompt"], rows["answer"])
                 results[f"{split}_accuracy"] = metrics.metric_result(
-                    metrics.fact_accuracy(scores[split].correct), scores[split].correct.astype(float),
+                    metrics.fact_accuracy(scores[split].correct),
+                    scores[split].correct.astype(float),
                     indices=_fact_ids(rows),
                 )
         forget, retain = splits["forget"], splits["retain"]
@@ -122,21 +123,28 @@ class ModelEvaluator:
         for name, rows in (("forget", forget), ("retain", retain)):
             probability = metrics.answer_probability(scores[name].mean_nll)
             results[f"{name}_Q_A_Prob"] = metrics.metric_result(
-                float(probability.mean()), {"prob": probability, "avg_loss": scores[name].mean_nll},
+                float(probability.mean()),
+                {"prob": probability, "avg_loss": scores[name].mean_nll},
                 indices=_fact_ids(rows),
             )
             # Correct answer: the paraphrased answer (= the object) after the prompt, as TOFU does.
             correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
             ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows))
-            aggregator = metrics.FORGET_TRUTH_RATIO_AGGREGATOR if name == "forget" else metrics.RETAIN_TRUTH_RATIO_AGGREGATOR
+            aggregator = (
+                metrics.FORGET_TRUTH_RATIO_AGGREGATOR if name == "forget" else metrics.RETAIN_TRUTH_RATIO_AGGREGATOR
+            )
             results[f"{name}_truth_ratio"] = metrics.metric_result(
                 metrics.aggregate_truth_ratio(ratios, aggregator), ratios, indices=_fact_ids(rows)
             )
-        results["model_utility"] = metrics.metric_result(metrics.model_utility({
-            "retain_Q_A_Prob": results["retain_Q_A_Prob"]["agg_value"],
-            "retain_truth_ratio": results["retain_truth_ratio"]["agg_value"],
-            "retain_accuracy": results["retain_accuracy"]["agg_value"],
-        }))
+        results["model_utility"] = metrics.metric_result(
+            metrics.model_utility(
+                {
+                    "retain_Q_A_Prob": results["retain_Q_A_Prob"]["agg_value"],
+                    "retain_truth_ratio": results["retain_truth_ratio"]["agg_value"],
+                    "retain_accuracy": results["retain_accuracy"]["agg_value"],
+                }
+            )
+        )
         self._membership_inference(results, scores)
         self._editing(results, scores, base_predictions)
         self._propagation(results)
@@ -149,18 +157,25 @@ class ModelEvaluator:
         indices = _fact_ids(self.data.fact_splits["forget"]) + _fact_ids(self.data.fact_splits["holdout"])
         for name, forget_scores, holdout_scores in (
             ("mia_loss", metrics.loss_scores(forget.mean_nll), metrics.loss_scores(holdout.mean_nll)),
-            ("mia_min_k", metrics.min_k_scores(forget.token_logprobs, k=self.mia_k),
-             metrics.min_k_scores(holdout.token_logprobs, k=self.mia_k)),
+            (
+                "mia_min_k",
+                metrics.min_k_scores(forget.token_logprobs, k=self.mia_k),
+                metrics.min_k_scores(holdout.token_logprobs, k=self.mia_k),
+            ),
         ):
             results[name] = metrics.metric_result(
-                metrics.mia_auc(forget_scores, holdout_scores), np.concatenate([forget_scores, holdout_scores]),
+                metrics.mia_auc(forget_scores, holdout_scores),
+                np.concatenate([forget_scores, holdout_scores]),
                 indices=indices,
             )
 
     def _editing(self, results: dict, scores: dict[str, AnswerScores], base_predictions: list | None) -> None:
         forget = self.data.fact_splits["forget"]
         indices = _fact_ids(forget)
-        for name, prompts in (("edit_reliability", forget["prompt"]), ("edit_generalization", forget["paraphrased_question"])):
+        for name, prompts in (
+            ("edit_reliability", forget["prompt"]),
+            ("edit_generalization", forget["paraphrased_question"]),
+        ):
             new = self.score(prompts, forget["target_new"])
             values = metrics.token_accuracy(new.predicted_ids, new.target_ids)
             results[name] = metrics.metric_result(float(values.mean()), values, indices=indices)
@@ -173,7 +188,9 @@ class ModelEvaluator:
             dependent = self.data.fact_splits["dependent"]
             followed = self.score(dependent["prompt"], dependent["propagated_answer"])
             values = metrics.token_accuracy(followed.predicted_ids, followed.target_ids)
-            results["edit_portability"] = metrics.metric_result(float(values.mean()), values, indices=_fact_ids(dependent))
+            results["edit_portability"] = metrics.metric_result(
+                float(values.mean()), values, indices=_fact_ids(dependent)
+            )
 
     def _propagation(self, results: dict) -> None:
         """Did each dependent fact keep its old answer, follow its base fact's edit, or break?"""
@@ -223,7 +240,9 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     names = [Path(path).resolve().name for path in args.model]
     oracle_is_model = args.oracle is not None and Path(args.oracle).is_dir()
     if len(set(names)) != len(names) or (oracle_is_model and "oracle" in names):
-        raise ValueError(f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}")
+        raise ValueError(
+            f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}"
+        )
     base_predictions = _evaluator(args.base, data, args).retain_predictions() if args.base else None
 
     all_results: dict[str, dict[str, Any]] = {}
@@ -241,9 +260,20 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     for name, results in all_results.items():
         metrics.write_results(results, output / name, RESULTS_NAME)
     summaries = {name: metrics.summary(results) for name, results in all_results.items()}
-    (output / "summary.json").write_text(json.dumps({
-        "dataset": data.source, "dataset_fingerprint": data.fingerprint,
-        "models": dict(zip(names, args.model)), "oracle": args.oracle, "base": args.base, "summaries": summaries,
-    }, indent=2, default=float) + "\n")
+    (output / "summary.json").write_text(
+        json.dumps(
+            {
+                "dataset": data.source,
+                "dataset_fingerprint": data.fingerprint,
+                "models": dict(zip(names, args.model)),
+                "oracle": args.oracle,
+                "base": args.base,
+                "summaries": summaries,
+            },
+            indent=2,
+            default=float,
+        )
+        + "\n"
+    )
     write_report(all_results, data, output)
     return all_results

@@ -563,7 +563,6 @@ def export_command(argv: list[str]) -> int:
     return args.handler(args)
 
 
-
 def _add_export_arguments(export: argparse.ArgumentParser) -> None:
     formats = export.add_subparsers(dest="format", required=True, metavar="{openunlearning,easyedit}")
 
@@ -573,7 +572,9 @@ def _add_export_arguments(export: argparse.ArgumentParser) -> None:
     unlearning.add_argument("--forget-name", help="name of the forget config (default forgetXX from the world)")
     unlearning.add_argument("--retain-name", help="name of the retain config (default retainYY)")
     unlearning.add_argument("--holdout-name", help="name of the holdout config (default holdoutXX)")
-    unlearning.add_argument("--oracle-eval", metavar="FILE", help="the oracle's BEHEMOTH_EVAL.json (`behemoth evaluate`)")
+    unlearning.add_argument(
+        "--oracle-eval", metavar="FILE", help="the oracle's BEHEMOTH_EVAL.json (`behemoth evaluate`)"
+    )
     unlearning.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     unlearning.set_defaults(handler=export_openunlearning_main)
 

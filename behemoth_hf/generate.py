@@ -107,7 +107,9 @@ def write_sharded(
             if written and written % TRAIN_SHARD_ROWS == 0:
                 writer.close()
                 shard_index += 1
-                writer = pq.ParquetWriter(directory / _shard_name(split, shard_index, num_shards), schema, compression="zstd")
+                writer = pq.ParquetWriter(
+                    directory / _shard_name(split, shard_index, num_shards), schema, compression="zstd"
+                )
             writer.write_table(table, row_group_size=ROW_GROUP_ROWS)
             written += table.num_rows
             if on_rows is not None:

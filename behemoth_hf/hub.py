@@ -355,7 +355,6 @@ def push_command(argv: list[str]) -> int:
     return args.handler(args)
 
 
-
 def _add_push_arguments(push: argparse.ArgumentParser) -> None:
     kinds = push.add_subparsers(dest="kind", required=True, metavar="{dataset,model}")
     helps = {
@@ -378,7 +377,8 @@ def push_main(args: argparse.Namespace) -> int:
     if args.kind == "dataset":
         url = push_dataset(args.folder, args.repo_id, private=args.private, revision=args.revision)
     else:
-        url = push_model(args.folder, args.repo_id, private=args.private, revision=args.revision,
-                         evaluation=args.evaluation)
+        url = push_model(
+            args.folder, args.repo_id, private=args.private, revision=args.revision, evaluation=args.evaluation
+        )
     print(f"pushed {args.folder} to {args.repo_id}: {url}")
     return 0

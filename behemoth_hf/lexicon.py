@@ -165,4 +165,6 @@ def _block_names(words: list[str], count: int, second: int) -> pa.StringArray:
     index = np.arange(count)
     first_words = pa.array(words[: len(words) - second], pa.string())
     second_words = pa.array(words[len(words) - second :], pa.string())
-    return pc.binary_join_element_wise(pc.take(first_words, index // second), pc.take(second_words, index % second), " ")
+    return pc.binary_join_element_wise(
+        pc.take(first_words, index // second), pc.take(second_words, index % second), " "
+    )

@@ -133,9 +133,18 @@ class PretrainArguments:
         if self.loss not in ("answer", "all"):
             raise ValueError(f"`loss` must be `answer` or `all`, got {self.loss!r}")
         if self.exclude_split is not None and self.exclude_split not in EXCLUDABLE_SPLITS:
-            raise ValueError(f"`exclude_split` must be one of {list(EXCLUDABLE_SPLITS)} or None, got {self.exclude_split!r}")
-        for name in ("batch_size", "gradient_accumulation_steps", "eval_steps", "eval_samples", "save_steps",
-                     "save_total_limit", "logging_steps"):
+            raise ValueError(
+                f"`exclude_split` must be one of {list(EXCLUDABLE_SPLITS)} or None, got {self.exclude_split!r}"
+            )
+        for name in (
+            "batch_size",
+            "gradient_accumulation_steps",
+            "eval_steps",
+            "eval_samples",
+            "save_steps",
+            "save_total_limit",
+            "logging_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if self.max_steps == 0 or self.max_steps < -1:
@@ -212,8 +221,11 @@ class SentenceBatches(IterableDataset):
                 in_answer = (ids[:, t - 1] == self.marker_id) | (in_answer & is_entity)
                 in_answer &= is_entity
                 labels[in_answer, t] = ids[in_answer, t]
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(attention),
-                "labels": torch.from_numpy(labels)}
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(attention),
+            "labels": torch.from_numpy(labels),
+        }
 
 
 def _fact_ids(data: BehemothData, split: str) -> np.ndarray:
@@ -258,7 +270,10 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
     set_seed(args.seed)
     tokenizer = data.tokenizer
     model = build_model(
-        args.preset, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        args.preset,
+        len(tokenizer),
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
         seed=args.seed,
     )
     excluded = _fact_ids(data, args.exclude_split) if args.exclude_split else None
@@ -367,8 +382,12 @@ def _versions() -> dict[str, str]:
 
     from behemoth_hf import __version__
 
-    return {"behemoth_hf": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "accelerate": accelerate.__version__}
+    return {
+        "behemoth_hf": __version__,
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "accelerate": accelerate.__version__,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- saving
@@ -397,8 +416,13 @@ def _save_checkpoint(accelerator, output: Path, step, run_id, rows_consumed, his
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
         # Written last: a checkpoint without it is incomplete and never resumed from.
-        state = {"step": step, "run_fingerprint": run_id, "rows_consumed": rows_consumed, "history": history,
-                 "wall_seconds": wall}
+        state = {
+            "step": step,
+            "run_fingerprint": run_id,
+            "rows_consumed": rows_consumed,
+            "history": history,
+            "wall_seconds": wall,
+        }
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2))
         folders = sorted((output / CHECKPOINT_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
         for old in folders[:-keep]:

@@ -14,16 +14,16 @@ import pyarrow.compute as pc
 from behemoth_hf.lexicon import FILLERS, QUESTION_FILLERS
 
 
-S, R, O = "<S>", "<R>", "<O>"
+SUBJ, REL, OBJ = "<S>", "<R>", "<O>"
 W = FILLERS
 WQ = QUESTION_FILLERS
 
 TEMPLATES: dict[str, tuple[str, ...]] = {
-    "sro": ("SS", S, W[0], W[1], "RR", R, W[2], "OO", O),
-    "sor": ("SS", S, W[0], "OO", O, W[3], W[4], "RR", R),
-    "osr": ("OO", O, W[5], "SS", S, W[8], "RR", R),
-    "rso": (W[9], "RR", R, W[7], "SS", S, W[5], "OO", O),
-    "qa": ("QQ", WQ[0], "RR", R, WQ[1], "SS", S, WQ[2], WQ[3], "AA", "OO", O),
+    "sro": ("SS", SUBJ, W[0], W[1], "RR", REL, W[2], "OO", OBJ),
+    "sor": ("SS", SUBJ, W[0], "OO", OBJ, W[3], W[4], "RR", REL),
+    "osr": ("OO", OBJ, W[5], "SS", SUBJ, W[8], "RR", REL),
+    "rso": (W[9], "RR", REL, W[7], "SS", SUBJ, W[5], "OO", OBJ),
+    "qa": ("QQ", WQ[0], "RR", REL, WQ[1], "SS", SUBJ, WQ[2], WQ[3], "AA", "OO", OBJ),
 }
 TEMPLATE_NAMES = tuple(TEMPLATES)
 CANONICAL = "sro"
@@ -46,17 +46,19 @@ def _join(parts: list[str | pa.Array]) -> pa.Array:
     return pc.binary_join_element_wise(*merged, " ")
 
 
-def render(template: str, subjects: pa.Array, relations: pa.Array, objects: pa.Array | None, *, prompt_only: bool = False):
+def render(
+    template: str, subjects: pa.Array, relations: pa.Array, objects: pa.Array | None, *, prompt_only: bool = False
+):
     """Render one template for arrays of names (equal lengths).
 
     With `prompt_only`, stop before the object (the template must end with it) and `objects` may be None.
     """
     items = TEMPLATES[template]
     if prompt_only:
-        if items[-1] != O:
+        if items[-1] != OBJ:
             raise ValueError(f"template {template!r} has no prompt: its object is not last")
         items = items[:-1]
-    slots = {S: subjects, R: relations, O: objects}
+    slots = {SUBJ: subjects, REL: relations, OBJ: objects}
     parts = [slots.get(item, item) for item in items]
     if not prompt_only:
         parts.append(END)

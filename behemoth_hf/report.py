@@ -75,7 +75,9 @@ def write_report(all_results: dict[str, dict[str, Any]], data: BehemothData, out
 
 
 def _accuracy_plot(all_results: dict[str, dict[str, Any]], output: Path) -> Path:
-    splits = [s for s in (*ACCURACY_SPLITS, "forget_question") if any(f"{s}_accuracy" in r for r in all_results.values())]
+    splits = [
+        s for s in (*ACCURACY_SPLITS, "forget_question") if any(f"{s}_accuracy" in r for r in all_results.values())
+    ]
     figure, axis = plt.subplots(figsize=(1.6 + 1.3 * len(splits), 3.6))
     width = 0.8 / len(all_results)
     for offset, (name, results) in enumerate(all_results.items()):

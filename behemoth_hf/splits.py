@@ -33,6 +33,7 @@ DEPENDENCY_NAMES = tuple(kind.name.lower() for kind in Dependency)
 # Rows per Arrow table of `train`: bounds memory, large enough to amortise per-table overhead.
 TRAIN_TABLE_ROWS = 1_000_000
 
+
 def features(config: BehemothConfig) -> datasets.Features:
     """The one schema of every split (a config's splits must share it to load from Parquet).
 
@@ -190,7 +191,9 @@ class TrainCorpus:
             template = np.where(alternative, alternative_ids[choice], template)
         minority = np.zeros(len(order), np.int64)
         if config.dissent_fraction > 0:
-            minority = ((self.world.minority_entity[facts] >= 0) & (rng.random(len(order)) < config.dissent_rate)).astype(np.int64)
+            minority = (
+                (self.world.minority_entity[facts] >= 0) & (rng.random(len(order)) < config.dissent_rate)
+            ).astype(np.int64)
         variant = self.offsets[template, minority] + facts
         for start in range(0, len(order), max_rows):
             stop = min(start + max_rows, len(order))

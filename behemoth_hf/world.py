@@ -38,9 +38,18 @@ class Membership(IntEnum):
 
 
 # Stream ids of `default_rng([seed, stream])`; never reuse or renumber (that would change the data).
-(_OBJECTS, _CORRELATION, _NESTING, _DISSENT, _FORGET, _QA, _TARGETS, _PERTURBED, _OBJECT_FACT_TARGETS, _INHERITED_TARGETS) = range(
-    1, 11
-)
+(
+    _OBJECTS,
+    _CORRELATION,
+    _NESTING,
+    _DISSENT,
+    _FORGET,
+    _QA,
+    _TARGETS,
+    _PERTURBED,
+    _OBJECT_FACT_TARGETS,
+    _INHERITED_TARGETS,
+) = range(1, 11)
 TRAIN_STREAM = 100
 
 
@@ -129,7 +138,9 @@ class _WorldBuilder:
         base_target = self._base_targets(base_objects, base_relations)
 
         forget_subjects = np.zeros(self.num_all, bool)
-        forget_subjects[_rng(config, _FORGET).choice(self.num_trained, config.num_forget_subjects, replace=False)] = True
+        forget_subjects[_rng(config, _FORGET).choice(self.num_trained, config.num_forget_subjects, replace=False)] = (
+            True
+        )
         qa_subjects = np.zeros(self.num_all, bool)
         qa_subjects[_rng(config, _QA).choice(self.num_trained, config.num_qa_subjects, replace=False)] = True
 
@@ -210,7 +221,10 @@ class _WorldBuilder:
         # Balanced: every nested object is shared by exactly num_objects / num_nested_objects objects.
         per_nested = config.num_objects // config.num_nested_objects
         return np.stack(
-            [rng.permutation(np.repeat(np.arange(config.num_nested_objects), per_nested)) for _ in range(config.num_relations)]
+            [
+                rng.permutation(np.repeat(np.arange(config.num_nested_objects), per_nested))
+                for _ in range(config.num_relations)
+            ]
         )
 
     def _base_targets(self, base_objects: np.ndarray, base_relations: np.ndarray) -> np.ndarray:

@@ -29,8 +29,18 @@ from behemoth_hf.scoring import score_answers
 
 
 CONFIGS = Path(__file__).parents[1] / "trainer_configs"
-HEADLINE = ("forget_accuracy", "retain_accuracy", "paraphrase_accuracy", "holdout_accuracy", "forget_truth_ratio",
-            "forget_quality", "model_utility", "mia_loss", "mia_min_k", "privleak")
+HEADLINE = (
+    "forget_accuracy",
+    "retain_accuracy",
+    "paraphrase_accuracy",
+    "holdout_accuracy",
+    "forget_truth_ratio",
+    "forget_quality",
+    "model_utility",
+    "mia_loss",
+    "mia_min_k",
+    "privleak",
+)
 
 
 def main() -> None:
@@ -41,7 +51,14 @@ def main() -> None:
         dataset = generate_dataset(make_config("default"), Path(scratch) / "default", progress=False)
         models = {}
         for name, config in (("pretrained", "pretrain_small.yaml"), ("oracle", "oracle_small.yaml")):
-            argv = ["--config", str(CONFIGS / config), "--dataset", str(dataset), "--output", f"{scratch}/{name}-small"]
+            argv = [
+                "--config",
+                str(CONFIGS / config),
+                "--dataset",
+                str(dataset),
+                "--output",
+                f"{scratch}/{name}-small",
+            ]
             (run_args,) = parse_dataclasses((PretrainArguments,), argv, prog="bench")
             pretrain(run_args)
             models[name] = run_args.output_dir
@@ -56,8 +73,14 @@ def main() -> None:
         facts_per_second = len(prompts) / (time.perf_counter() - start)
 
         start = time.perf_counter()
-        results = run_evaluation(EvaluationArguments(model=[models["pretrained"]], dataset=str(dataset),
-                                                     oracle=models["oracle"], output_dir=f"{scratch}/eval"))
+        results = run_evaluation(
+            EvaluationArguments(
+                model=[models["pretrained"]],
+                dataset=str(dataset),
+                oracle=models["oracle"],
+                output_dir=f"{scratch}/eval",
+            )
+        )
         evaluate_seconds = time.perf_counter() - start
     record = {
         "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",

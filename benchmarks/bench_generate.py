@@ -25,7 +25,10 @@ from pathlib import Path
 CASES = {
     # name: (config, overrides); holdout off so the sentence counts equal the original's.
     "1k_subjects_1M_sentences": ("default", dict(num_subjects=1000, num_relations=10, num_objects=100, repeats=100)),
-    "10k_subjects_10M_sentences": ("default", dict(num_subjects=10000, num_relations=10, num_objects=100, repeats=100)),
+    "10k_subjects_10M_sentences": (
+        "default",
+        dict(num_subjects=10000, num_relations=10, num_objects=100, repeats=100),
+    ),
     "1k_subjects_repeats_1000_10M_sentences": (
         "default",
         dict(num_subjects=1000, num_relations=10, num_objects=100, repeats=1000),

@@ -46,8 +46,18 @@ def main() -> None:
         dataset = generate_dataset(make_config("default"), Path(scratch) / "default", progress=False)
         for loss in args.losses:
             for seed in args.seeds:
-                argv = ["--config", YAML, "--dataset", str(dataset), "--output", f"{scratch}/{loss}-{seed}",
-                        "--set", f"loss={loss}", "--set", f"seed={seed}"]
+                argv = [
+                    "--config",
+                    YAML,
+                    "--dataset",
+                    str(dataset),
+                    "--output",
+                    f"{scratch}/{loss}-{seed}",
+                    "--set",
+                    f"loss={loss}",
+                    "--set",
+                    f"seed={seed}",
+                ]
                 (run_args,) = parse_dataclasses((PretrainArguments,), argv, prog="bench")
                 record = pretrain(run_args)
                 result = {
@@ -79,8 +89,13 @@ def run_oracle() -> dict:
         argv = ["--config", str(CONFIGS / "oracle_small.yaml"), "--dataset", str(dataset), "--output", f"{scratch}/o"]
         (run_args,) = parse_dataclasses((PretrainArguments,), argv, prog="bench")
         record = pretrain(run_args)
-    result = {"command": "python benchmarks/bench_pretrain.py --oracle", "updates": record["steps"],
-              "seconds": record["wall_seconds"], "accuracy": record["accuracy"], "chance": 1 / 20}
+    result = {
+        "command": "python benchmarks/bench_pretrain.py --oracle",
+        "updates": record["steps"],
+        "seconds": record["wall_seconds"],
+        "accuracy": record["accuracy"],
+        "chance": 1 / 20,
+    }
     print(json.dumps(result))
     return result
 

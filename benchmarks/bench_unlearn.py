@@ -47,29 +47,48 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = Path(scratch) / "small"
         tokenizer = data.tokenizer
-        build_model("small", len(tokenizer), eos_token_id=tokenizer.eos_token_id,
-                    pad_token_id=tokenizer.pad_token_id, seed=0).save_pretrained(model_dir)
+        build_model(
+            "small", len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, seed=0
+        ).save_pretrained(model_dir)
         tokenizer.save_pretrained(model_dir)
         for label, overrides in CASES.items():
             run_args = UnlearningArguments(
-                model=str(model_dir), dataset="default", output_dir=f"{scratch}/{len(results)}",
-                max_steps=args.steps, per_device_train_batch_size=32, logging_steps=args.steps, seed=0, **overrides,
+                model=str(model_dir),
+                dataset="default",
+                output_dir=f"{scratch}/{len(results)}",
+                max_steps=args.steps,
+                per_device_train_batch_size=32,
+                logging_steps=args.steps,
+                seed=0,
+                **overrides,
             )
             record = run_unlearning(run_args)
             runtime = next(entry["train_runtime"] for entry in record["log_history"] if "train_runtime" in entry)
-            results.append({"case": label, "steps": record["steps"], "seconds": round(runtime, 2),
-                            "steps_per_second": round(record["steps"] / runtime, 2),
-                            "trainable_parameters": record["trainable_parameters"]})
+            results.append(
+                {
+                    "case": label,
+                    "steps": record["steps"],
+                    "seconds": round(runtime, 2),
+                    "steps_per_second": round(record["steps"] / runtime, 2),
+                    "trainable_parameters": record["trainable_parameters"],
+                }
+            )
             print(json.dumps(results[-1]))
     baseline = results[0]["steps_per_second"]
     for result in results:
         result["relative_to_plain_fine_tuning"] = round(result["steps_per_second"] / baseline, 2)
-    Path(args.output).write_text(json.dumps({
-        "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",
-        "command": "python benchmarks/bench_unlearn.py",
-        "model": "small preset (GPT-NeoX, 2 layers, width 256), default world, batch 32 forget (+32 retain)",
-        "results": results,
-    }, indent=2) + "\n")
+    Path(args.output).write_text(
+        json.dumps(
+            {
+                "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",
+                "command": "python benchmarks/bench_unlearn.py",
+                "model": "small preset (GPT-NeoX, 2 layers, width 256), default world, batch 32 forget (+32 retain)",
+                "results": results,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
 
 
 if __name__ == "__main__":

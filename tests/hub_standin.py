@@ -445,9 +445,11 @@ class _Handler(BaseHTTPRequestHandler):
             if item["oid"] not in self.server.standin.lfs_blobs:
                 answer["actions"] = {"upload": {"href": f"{self.server.standin.url}/lfs-upload/{item['oid']}"}}
             objects.append(answer)
-        return 200, {"Content-Type": "application/vnd.git-lfs+json"}, json.dumps(
-            {"transfer": "basic", "objects": objects}
-        ).encode()
+        return (
+            200,
+            {"Content-Type": "application/vnd.git-lfs+json"},
+            json.dumps({"transfer": "basic", "objects": objects}).encode(),
+        )
 
     def _lfs_put(self, oid: str):
         if hashlib.sha256(self.body).hexdigest() != oid:

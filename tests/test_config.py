@@ -15,7 +15,11 @@ def test_named_configs_are_valid(name):
     [
         (dict(num_nested_objects=3), ValueError, r"`num_nested_objects` \(3\) must divide `num_objects` \(10\)"),
         (dict(correlated_pair=True, num_relations=1), ValueError, r"`correlated_pair` needs `num_relations` >= 2"),
-        (dict(correlated_pair=True, correlation_strength=0.05), ValueError, r"`correlation_strength` must be in \[1/num_objects"),
+        (
+            dict(correlated_pair=True, correlation_strength=0.05),
+            ValueError,
+            r"`correlation_strength` must be in \[1/num_objects",
+        ),
         (dict(binarize_first=True), ValueError, r"`binarize_first` needs `correlated_pair=True`"),
         (dict(forget_fraction=1.5), ValueError, r"`forget_fraction` must be in \[0, 1\], got 1.5"),
         (dict(dissent_rate=-0.1), ValueError, r"`dissent_rate` must be in \[0, 1\]"),

@@ -25,17 +25,41 @@ def models(tmp_path_factory):
     pretrained = _pretrain("tiny", root / "pretrained")
     oracle = _pretrain("tiny", root / "oracle-run", "--exclude-split", "forget")
     unlearned = root / "ga"
-    assert main(["unlearn", "--method", "gradient_ascent", "--model", pretrained, "--dataset", "tiny", "--output",
-                 str(unlearned), "--learning-rate", "1e-3", "--num-train-epochs", "10",
-                 "--per-device-train-batch-size", "8"]) == 0
+    assert (
+        main(
+            [
+                "unlearn",
+                "--method",
+                "gradient_ascent",
+                "--model",
+                pretrained,
+                "--dataset",
+                "tiny",
+                "--output",
+                str(unlearned),
+                "--learning-rate",
+                "1e-3",
+                "--num-train-epochs",
+                "10",
+                "--per-device-train-batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     return {"pretrained": pretrained, "oracle": oracle, "ga": str(unlearned)}
 
 
 @pytest.fixture(scope="module")
 def evaluated(models, tmp_path_factory):
     output = tmp_path_factory.mktemp("eval")
-    args = EvaluationArguments(model=[models["pretrained"], models["ga"]], dataset="tiny", oracle=models["oracle"],
-                               base=models["pretrained"], output_dir=str(output))
+    args = EvaluationArguments(
+        model=[models["pretrained"], models["ga"]],
+        dataset="tiny",
+        oracle=models["oracle"],
+        base=models["pretrained"],
+        output_dir=str(output),
+    )
     return output, run_evaluation(args)
 
 
@@ -76,22 +100,47 @@ def test_results_have_openunlearning_shape_and_report_files(evaluated, models):
 
 def test_an_oracle_eval_file_works_like_the_oracle_model(evaluated, models, tmp_path):
     output, results = evaluated
-    args = EvaluationArguments(model=[models["pretrained"]], dataset="tiny", output_dir=str(tmp_path),
-                               oracle=str(output / "oracle" / "BEHEMOTH_EVAL.json"))
+    args = EvaluationArguments(
+        model=[models["pretrained"]],
+        dataset="tiny",
+        output_dir=str(tmp_path),
+        oracle=str(output / "oracle" / "BEHEMOTH_EVAL.json"),
+    )
     again = run_evaluation(args)["pretrained"]
     assert again["forget_quality"] == results["pretrained"]["forget_quality"]
     assert again["privleak"] == results["pretrained"]["privleak"]
 
 
 def test_propagation_to_nested_facts_after_an_edit(tmp_path):
-    dataset = generate_dataset(make_config("tiny", num_nested_objects=5, num_perturbed=4), tmp_path / "nested",
-                               progress=False)
+    dataset = generate_dataset(
+        make_config("tiny", num_nested_objects=5, num_perturbed=4), tmp_path / "nested", progress=False
+    )
     pretrained = _pretrain(dataset, tmp_path / "pretrained")
     edited = tmp_path / "edited"
-    assert main(["edit", "--model", pretrained, "--dataset", str(dataset), "--output", str(edited),
-                 "--learning-rate", "1e-3", "--num-train-epochs", "10", "--per-device-train-batch-size", "8"]) == 0
+    assert (
+        main(
+            [
+                "edit",
+                "--model",
+                pretrained,
+                "--dataset",
+                str(dataset),
+                "--output",
+                str(edited),
+                "--learning-rate",
+                "1e-3",
+                "--num-train-epochs",
+                "10",
+                "--per-device-train-batch-size",
+                "8",
+            ]
+        )
+        == 0
+    )
     output = tmp_path / "eval"
-    assert main(["evaluate", "--model", pretrained, str(edited), "--dataset", str(dataset), "--output", str(output)]) == 0
+    assert (
+        main(["evaluate", "--model", pretrained, str(edited), "--dataset", str(dataset), "--output", str(output)]) == 0
+    )
     for name in ("pretrained", "edited"):
         results = read_eval_json(output / name / "BEHEMOTH_EVAL.json")
         rates = [results[f"propagation_{o}"]["agg_value"] for o in ("kept", "followed", "broken", "ambiguous")]
@@ -107,6 +156,10 @@ def test_bad_inputs(models, tmp_path):
         EvaluationArguments(model=[str(tmp_path)], dataset="tiny", output_dir=str(tmp_path / "o"))
     other = generate_dataset(make_config("tiny", seed=4, repeats=1), tmp_path / "other", progress=False)
     with pytest.raises(ValueError, match="does not match `dataset`"):
-        run_evaluation(EvaluationArguments(model=[models["pretrained"]], dataset=str(other), output_dir=str(tmp_path / "o")))
+        run_evaluation(
+            EvaluationArguments(model=[models["pretrained"]], dataset=str(other), output_dir=str(tmp_path / "o"))
+        )
     with pytest.raises(FileNotFoundError, match="`oracle` .* does not exist"):
-        EvaluationArguments(model=[models["pretrained"]], dataset="tiny", output_dir="o", oracle=str(tmp_path / "nope"))
+        EvaluationArguments(
+            model=[models["pretrained"]], dataset="tiny", output_dir="o", oracle=str(tmp_path / "nope")
+        )

@@ -20,7 +20,14 @@ from behemoth_hf.generate import generate_dataset
 BASE = ["question", "answer"]
 PERTURBED = ["question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answer"]
 EASYEDIT_KEYS = {
-    "case_id", "prompt", "subject", "target_new", "ground_truth", "rephrase_prompt", "locality", "portability"
+    "case_id",
+    "prompt",
+    "subject",
+    "target_new",
+    "ground_truth",
+    "rephrase_prompt",
+    "locality",
+    "portability",
 }
 
 
@@ -271,8 +278,10 @@ def test_oracle_eval_log_is_reindexed_by_forget_row_position(worlds, tmp_path):
     exported = pq.read_table(output / "forget10")["question"].to_pylist()
     assert exported == list(open_dataset(str(worlds["tiny"])).fact_splits["forget"]["prompt"])
 
-    wrong = {"forget_truth_ratio": metric_result(0.5, ratios, indices=[i + 1 for i in forget_ids]),
-             "mia_min_k": metric_result(0.5)}
+    wrong = {
+        "forget_truth_ratio": metric_result(0.5, ratios, indices=[i + 1 for i in forget_ids]),
+        "mia_min_k": metric_result(0.5),
+    }
     wrong_path, _ = write_results(wrong, tmp_path / "wrong", "BEHEMOTH")
     with pytest.raises(ValueError, match="not computed on this world's forget split"):
         export_openunlearning(worlds["tiny"], tmp_path / "ou2", oracle_eval=wrong_path)

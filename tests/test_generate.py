@@ -36,7 +36,9 @@ def test_same_config_and_seed_give_identical_bytes(tmp_path):
     first = _files(generate_dataset(config, tmp_path / "a", progress=False))
     second = _files(generate_dataset(config, tmp_path / "b", progress=False))
     assert first == second
-    third = _files(generate_dataset(make_config("qa", num_subjects=50, repeats=4, seed=1), tmp_path / "c", progress=False))
+    third = _files(
+        generate_dataset(make_config("qa", num_subjects=50, repeats=4, seed=1), tmp_path / "c", progress=False)
+    )
     assert third["data/train-00000-of-00001.parquet"] != first["data/train-00000-of-00001.parquet"]
 
 
@@ -46,8 +48,23 @@ def test_existing_output_is_refused_before_any_work(tmp_path):
     (output / "keep.txt").write_text("mine")
     assert main(["generate", "--config", "tiny", "--output", str(output), "--quiet"]) == 2
     assert [p.name for p in output.iterdir()] == ["keep.txt"]
-    assert main(["generate", "--config", "tiny", "--set", "num_objects=7", "--set", "num_nested_objects=2",
-                 "--output", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert (
+        main(
+            [
+                "generate",
+                "--config",
+                "tiny",
+                "--set",
+                "num_objects=7",
+                "--set",
+                "num_nested_objects=2",
+                "--output",
+                str(tmp_path / "bad"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "bad").exists()
 
 

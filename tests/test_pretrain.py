@@ -45,7 +45,7 @@ def test_pretrained_model_knows_the_facts_and_loads_with_auto_classes(pretrained
     for row in forget:
         inputs = tokenizer(row["prompt"], return_tensors="pt")
         generated = model.generate(**inputs, max_new_tokens=1, do_sample=False)
-        hits += tokenizer.decode(generated[0, inputs.input_ids.shape[1]:]) == row["answer"]
+        hits += tokenizer.decode(generated[0, inputs.input_ids.shape[1] :]) == row["answer"]
     assert hits / len(forget) >= 0.9
     card = (pretrained / "README.md").read_text()
     assert "model-index" in card and "fact accuracy (forget)" in card
@@ -136,10 +136,12 @@ def test_answer_loss_labels_only_the_object_wherever_it_stands(tmp_path):
     for i, text in enumerate(table.column("text").to_pylist()[:64]):
         words = text.split()
         object_start = words.index("OO") + 1
-        object_words = words[object_start: object_start + 2]  # 1,200 objects: two-word names
+        object_words = words[object_start : object_start + 2]  # 1,200 objects: two-word names
         labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert tokenizer.convert_ids_to_tokens(labelled) == object_words, text
     all_tokens = next(iter(SentenceBatches(data, batch_size=4, loss="all", skip_rows=0, excluded=None)))
     assert (all_tokens["labels"][all_tokens["attention_mask"] == 1] != -100).all()
-    assert np.array_equal(all_tokens["labels"][0][: len(table["text"][0].as_py().split()) + 1].numpy(),
-                          all_tokens["input_ids"][0][: len(table["text"][0].as_py().split()) + 1].numpy())
+    assert np.array_equal(
+        all_tokens["labels"][0][: len(table["text"][0].as_py().split()) + 1].numpy(),
+        all_tokens["input_ids"][0][: len(table["text"][0].as_py().split()) + 1].numpy(),
+    )

@@ -20,7 +20,9 @@ def test_each_trained_fact_appears_exactly_repeats_times():
     assert (counts[world.trained] == world.config.repeats).all()
     assert (counts[~world.trained] == 0).all()
     # The sentence is the fact's canonical statement.
-    statement = {row["fact_id"]: row["text"] for split in ("forget", "retain") for row in fact_table(world, split).to_pylist()}
+    statement = {
+        row["fact_id"]: row["text"] for split in ("forget", "retain") for row in fact_table(world, split).to_pylist()
+    }
     assert all(statement[f] == t for f, t in zip(train["fact_id"].to_pylist(), train["text"].to_pylist()))
 
 

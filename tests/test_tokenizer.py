@@ -5,7 +5,6 @@ from behemoth_hf.config import make_config
 from behemoth_hf.lexicon import Lexicon
 from behemoth_hf.splits import fact_table
 from behemoth_hf.tokenizer import build_tokenizer, load_tokenizer, world_info
-from behemoth_hf.world import World
 
 
 def test_role_ranges_are_disjoint_and_cover_the_vocab():
@@ -68,7 +67,9 @@ def test_load_tokenizer_rejects_a_foreign_tokenizer(tmp_path, tiny_world):
     from tokenizers import Tokenizer, models
     from transformers import PreTrainedTokenizerFast
 
-    foreign = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>")))
+    foreign = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"a": 0, "<unk>": 1}, unk_token="<unk>"))
+    )
     foreign.save_pretrained(tmp_path)
     with pytest.raises(ValueError, match="not built by behemoth_hf"):
         load_tokenizer(str(tmp_path))

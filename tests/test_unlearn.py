@@ -3,7 +3,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from peft import PeftModel
 from transformers import AutoModelForCausalLM
 
 from behemoth_hf.cli import main
@@ -49,8 +48,10 @@ def _scores(model, data, split, answer_column="answer"):
 @pytest.fixture(scope="module")
 def unlearned(tiny_model, tmp_path_factory):
     root = tmp_path_factory.mktemp("unlearned")
-    return {method: _run(tiny_model, root / method, method=method) for method in ("gradient_ascent", "grad_diff",
-                                                                                    "npo", "simnpo")}
+    return {
+        method: _run(tiny_model, root / method, method=method)
+        for method in ("gradient_ascent", "grad_diff", "npo", "simnpo")
+    }
 
 
 def test_every_method_unlearns_and_retain_terms_protect_retain(unlearned, tiny_model, data):
@@ -106,7 +107,9 @@ def test_lora_edit_trains_only_adapters_and_saves_a_plain_model(tiny_model, data
     assert not any("lora" in name for name in model.state_dict())
     assert _scores(model, data, "forget", "target_new").accuracy >= 0.8
     unchanged = ("embed_in", "embed_out", "layernorm")
-    assert all(torch.equal(base.state_dict()[n], p) for n, p in model.state_dict().items() if any(u in n for u in unchanged))
+    assert all(
+        torch.equal(base.state_dict()[n], p) for n, p in model.state_dict().items() if any(u in n for u in unchanged)
+    )
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-gpt2", "tiny-llama"])
@@ -143,8 +146,9 @@ def test_block_restricted_edit_leaves_other_parameters_bit_identical(tiny_model,
     record, model = _run(tiny_model, tmp_path / "mlp1", method="edit", trainable_blocks="mlp", trainable_layers="1")
     base = AutoModelForCausalLM.from_pretrained(tiny_model).state_dict()
     changed = {name for name, tensor in model.state_dict().items() if not torch.equal(tensor, base[name])}
-    assert changed == {f"gpt_neox.layers.1.mlp.{m}.{p}" for m in ("dense_h_to_4h", "dense_4h_to_h")
-                       for p in ("weight", "bias")}
+    assert changed == {
+        f"gpt_neox.layers.1.mlp.{m}.{p}" for m in ("dense_h_to_4h", "dense_4h_to_h") for p in ("weight", "bias")
+    }
     assert record["trainable_parameters"] == 2 * 64 * 256 + 256 + 64
 
 

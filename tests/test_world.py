@@ -112,7 +112,9 @@ def test_perturbed_answers_and_edit_targets_are_wrong_answers_of_the_same_relati
         return next(i for i, (start, end) in enumerate(ranges) if start <= token < end)
 
     for fact in range(0, world.num_facts, 97):
-        assert {block(e) for e in perturbed[fact]} | {block(world.target_new_entity[fact])} == {block(world.object_entity[fact])}
+        assert {block(e) for e in perturbed[fact]} | {block(world.target_new_entity[fact])} == {
+            block(world.object_entity[fact])
+        }
 
 
 def test_dissent_marks_the_requested_fraction_of_trained_facts():

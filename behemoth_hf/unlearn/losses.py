@@ -59,9 +59,7 @@ def simnpo_loss(log_prob: torch.Tensor, num_tokens: torch.Tensor, beta: float, d
     return -(2.0 / beta) * F.logsigmoid(beta * (mean_nll - delta)).mean()
 
 
-def kl_retain_loss(
-    logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor | None = None
-) -> torch.Tensor:
+def kl_retain_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
     """KL(pi_ref || pi) per position, summed over the vocabulary and averaged over positions.
 
     With `labels=None` every position of the batch counts, prompt and padding included, which is

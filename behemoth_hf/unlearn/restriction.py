@@ -32,7 +32,7 @@ _FAMILIES = {
 
 
 def parse_layers(spec: str | None, num_layers: int) -> list[int] | None:
-    """"1", "0-2" or "0,3" -> sorted layer indices (None: every layer); errors name `trainable_layers`."""
+    """ "1", "0-2" or "0,3" -> sorted layer indices (None: every layer); errors name `trainable_layers`."""
     if spec is None:
         return None
     layers: set[int] = set()
@@ -81,9 +81,7 @@ def restrict_to_blocks(model: PreTrainedModel, blocks: str, layers: list[int] | 
         parameter.requires_grad_(in_block and in_layer)
 
 
-def apply_lora(
-    model: PreTrainedModel, rank: int, alpha: float, targets: str, layers: list[int] | None
-) -> PeftModel:
+def apply_lora(model: PreTrainedModel, rank: int, alpha: float, targets: str, layers: list[int] | None) -> PeftModel:
     """Wrap `model` with rank-`rank` LoRA adapters on the `targets` blocks (only adapters train)."""
     if rank < 1:
         raise ValueError(f"`lora_rank` must be >= 1, got {rank}")

@@ -63,14 +63,18 @@ def edit_answers(args: UnlearningArguments, rows, data: BehemothData) -> list[st
     if (relation_ids >= data.config.num_relations).any():
         raise ValueError("`edit_target=constant` rewrites base relations only; this split has nested facts")
     if not 0 <= args.constant_object < data.config.num_objects:
-        raise ValueError(f"`constant_object` must be in [0, {data.config.num_objects - 1}], got {args.constant_object}")
+        raise ValueError(
+            f"`constant_object` must be in [0, {data.config.num_objects - 1}], got {args.constant_object}"
+        )
     lexicon = Lexicon(data.config)
     return [lexicon.name(lexicon.object_entity(r, args.constant_object)) for r in relation_ids]
 
 
 def select_forget_rows(args: UnlearningArguments, data: BehemothData):
     if args.forget_split not in data.fact_splits:
-        raise ValueError(f"`forget_split` {args.forget_split!r} is not a split of {data.source}: {list(data.fact_splits)}")
+        raise ValueError(
+            f"`forget_split` {args.forget_split!r} is not a split of {data.source}: {list(data.fact_splits)}"
+        )
     rows = data.fact_splits[args.forget_split]
     if len(rows) == 0:
         raise ValueError(f"`forget_split` {args.forget_split!r} is empty: there is nothing to unlearn or edit")
@@ -95,7 +99,9 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     retain = None
     if trainer_class.uses_retain and args.alpha > 0:
         if args.retain_split not in data.fact_splits or len(data.fact_splits[args.retain_split]) == 0:
-            raise ValueError(f"method `{args.method}` needs retain data but split {args.retain_split!r} is missing or empty")
+            raise ValueError(
+                f"method `{args.method}` needs retain data but split {args.retain_split!r} is missing or empty"
+            )
         retain_rows = data.fact_splits[args.retain_split]
         retain = encode_examples(tokenizer, retain_rows["prompt"], retain_rows["answer"])
 
@@ -123,10 +129,23 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "dataset_fingerprint": data.fingerprint,
         "forget_split": args.forget_split,
         "num_forget_examples": len(forget),
-        "hyperparameters": {name: getattr(args, name) for name in ("alpha", "gamma", "beta", "delta", "retain_loss",
-                                                                   "kl_answer_only", "edit_target", "constant_object")},
-        "restriction": {name: getattr(args, name) for name in ("lora_rank", "lora_alpha", "lora_targets",
-                                                               "trainable_blocks", "trainable_layers")},
+        "hyperparameters": {
+            name: getattr(args, name)
+            for name in (
+                "alpha",
+                "gamma",
+                "beta",
+                "delta",
+                "retain_loss",
+                "kl_answer_only",
+                "edit_target",
+                "constant_object",
+            )
+        },
+        "restriction": {
+            name: getattr(args, name)
+            for name in ("lora_rank", "lora_alpha", "lora_targets", "trainable_blocks", "trainable_layers")
+        },
         "trainable_parameters": trainable,
         "total_parameters": total,
         "seed": args.seed,

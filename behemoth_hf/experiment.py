@@ -1,0 +1,362 @@
+"""`behemoth experiment FILE.yaml`: a sweep of unlearning/editing runs on one world, with a results table and plots.
+
+An experiment file names a world, a pretraining recipe, seeds, arguments shared by every run
+(`common`) and variants, each with its own arguments and learning-rate grid. The runner generates
+the world and pretrains the model and its oracle once (cached), then runs every variant x learning
+rate x seed and evaluates it against the oracle. Everything finished is reused, so an interrupted
+sweep resumes where it stopped. For each variant the learning rate with the best mean `select`
+score is kept, and the table reports that setting's mean and spread over seeds; every run is also
+kept in `runs.json`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+from scipy.stats import hmean
+
+from behemoth_hf.arguments import parse_dataclasses
+from behemoth_hf.config import make_config
+from behemoth_hf.generate import METADATA_FILE, generate_dataset
+from behemoth_hf.quickstart import recipe
+
+
+logger = logging.getLogger(__name__)
+
+# Scores the runner derives from a run's evaluation summary (higher is better).
+DERIVED = {
+    "forgetting": lambda s: 1.0 - s["forget_accuracy"],
+    # ROME/EasyEdit style: an edit must take, generalise and leave other facts alone.
+    "edit_score": lambda s: _hmean(s["edit_reliability"], s["edit_generalization"], s["edit_locality"]),
+    # Unlearning: forget the facts and keep the model useful.
+    "unlearn_score": lambda s: _hmean(1.0 - s["forget_accuracy"], s["model_utility"]),
+}
+
+
+def _hmean(*values: float) -> float:
+    return 0.0 if min(values) <= 0 else float(hmean(values))
+
+
+@dataclass
+class Variant:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    learning_rates: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Experiment:
+    """An experiment file, validated."""
+
+    name: str
+    description: str
+    world: str
+    variants: list[Variant]
+    select: str
+    table: list[str]
+    world_overrides: dict[str, Any] = field(default_factory=dict)
+    preset: str = "small"
+    pretrain_recipe: str = "pretrain_small.yaml"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    common: dict[str, Any] = field(default_factory=dict)
+    plots: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Experiment:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"experiment file {path} does not exist")
+        raw = yaml.safe_load(path.read_text()) or {}
+        allowed = set(cls.__dataclass_fields__)
+        unknown = sorted(set(raw) - allowed)
+        if unknown:
+            raise ValueError(f"unknown key(s) {unknown} in {path}; allowed: {', '.join(sorted(allowed))}")
+        variants = []
+        for entry in raw.get("variants") or []:
+            extra = sorted(set(entry) - {"name", "args", "learning_rates"})
+            if extra or "name" not in entry:
+                raise ValueError(
+                    f"a variant in {path} needs `name` and may have `args`, `learning_rates`; got {entry}"
+                )
+            variants.append(
+                Variant(entry["name"], entry.get("args") or {}, [float(x) for x in entry.get("learning_rates") or []])
+            )
+        raw["variants"] = variants
+        try:
+            experiment = cls(**raw)
+        except TypeError as error:
+            raise ValueError(f"{path}: {error}") from None
+        experiment.validate()
+        return experiment
+
+    def validate(self) -> None:
+        make_config(self.world, **self.world_overrides)
+        if not self.variants:
+            raise ValueError(f"experiment {self.name!r} has no variants")
+        names = [variant.name for variant in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        if not self.seeds:
+            raise ValueError("`seeds` must list at least one seed")
+        known = {
+            "forget_accuracy",
+            "retain_accuracy",
+            "paraphrase_accuracy",
+            "forget_question_accuracy",
+            "holdout_accuracy",
+            "dependent_accuracy",
+            "forget_truth_ratio",
+            "forget_quality",
+            "model_utility",
+            "mia_min_k",
+            "mia_loss",
+            "privleak",
+            "edit_reliability",
+            "edit_generalization",
+            "edit_locality",
+            "edit_portability",
+            "propagation_kept",
+            "propagation_followed",
+            "propagation_broken",
+            "propagation_ambiguous",
+            *DERIVED,
+        }
+        for metric in [self.select, *self.table, *(p.get(k) for p in self.plots for k in ("x", "y") if p.get(k))]:
+            for name in [metric] if isinstance(metric, str) else metric:
+                if name not in known and name != "variant":
+                    raise ValueError(f"unknown metric {name!r} in experiment {self.name!r}; known: {sorted(known)}")
+        for plot in self.plots:
+            if plot.get("kind") not in ("curve", "pareto"):
+                raise ValueError(f"plot kind must be `curve` or `pareto`, got {plot.get('kind')!r}")
+        # Build every run's arguments once now, so a typo fails before any training.
+        for run in self.runs(Path("/nonexistent")):
+            run["arguments"]()
+
+    def runs(self, root: Path) -> list[dict[str, Any]]:
+        from behemoth_hf.unlearn import UnlearningArguments
+
+        runs = []
+        for variant in self.variants:
+            for learning_rate in variant.learning_rates or [None]:
+                for seed in self.seeds:
+                    settings = {**self.common, **variant.args, "seed": seed}
+                    if learning_rate is not None:
+                        settings["learning_rate"] = learning_rate
+                    # Namespaced by experiment: experiments on one world share a work dir (and its models).
+                    folder = root / "runs" / self.name / f"{variant.name}-lr{learning_rate}-seed{seed}"
+
+                    def arguments(settings=settings, folder=folder):
+                        return UnlearningArguments(
+                            model=str(root / "model"), dataset=str(root / "data"), output_dir=str(folder), **settings
+                        )
+
+                    runs.append(
+                        {
+                            "variant": variant.name,
+                            "learning_rate": learning_rate,
+                            "seed": seed,
+                            "folder": folder,
+                            "arguments": arguments,
+                        }
+                    )
+        return runs
+
+
+def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run (or resume) the experiment; the table, run list and plots go to `output_dir`, the world, models and
+    per-run outputs to `work_dir` (default `output_dir/work`)."""
+    from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
+    from behemoth_hf.pretrain import RECORD_FILE, PretrainArguments, pretrain
+    from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
+    from behemoth_hf.unlearn.run import run_unlearning
+
+    experiment = Experiment.load(path)
+    output = Path(output_dir)
+    root = Path(work_dir) if work_dir is not None else output / "work"
+    output.mkdir(parents=True, exist_ok=True)
+    data, model, oracle = root / "data", root / "model", root / "oracle"
+    if not (data / METADATA_FILE).exists():
+        generate_dataset(make_config(experiment.world, **experiment.world_overrides), data, overwrite=True)
+    for folder, extra in ((model, []), (oracle, ["--exclude-split", "forget"])):
+        if not (folder / RECORD_FILE).exists():
+            argv = [
+                "--config",
+                recipe(experiment.pretrain_recipe),
+                "--dataset",
+                str(data),
+                "--output",
+                str(folder),
+                "--preset",
+                experiment.preset,
+                "--overwrite",
+                *extra,
+            ]
+            pretrain(*parse_dataclasses((PretrainArguments,), argv, prog="experiment"))
+    reference = root / "reference"
+    oracle_log = reference / "oracle" / f"{RESULTS_NAME}_EVAL.json"
+    if not oracle_log.exists():
+        run_evaluation(
+            EvaluationArguments(
+                model=[str(model)], dataset=str(data), oracle=str(oracle), base=str(model), output_dir=str(reference)
+            )
+        )
+
+    records = []
+    runs = experiment.runs(root)
+    for index, run in enumerate(runs):
+        folder = run["folder"]
+        summary_file = (
+            root / "evaluations" / experiment.name / folder.name / folder.name / f"{RESULTS_NAME}_SUMMARY.json"
+        )
+        if not summary_file.exists():
+            logger.info("run %d/%d: %s", index + 1, len(runs), folder.name)
+            if not (folder / UNLEARNING_RECORD).exists():
+                run_unlearning(run["arguments"]())
+            run_evaluation(
+                EvaluationArguments(
+                    model=[str(folder)],
+                    dataset=str(data),
+                    oracle=str(oracle_log),
+                    base=str(model),
+                    output_dir=str(summary_file.parent.parent),
+                )
+            )
+        summary = json.loads(summary_file.read_text())
+        summary.update({name: derive(summary) for name, derive in DERIVED.items() if _has_inputs(name, summary)})
+        wall = json.loads((folder / UNLEARNING_RECORD).read_text())["wall_seconds"]
+        records.append(
+            {
+                "variant": run["variant"],
+                "learning_rate": run["learning_rate"],
+                "seed": run["seed"],
+                "wall_seconds": wall,
+                "metrics": summary,
+            }
+        )
+    reference_summary = json.loads((reference / "model" / f"{RESULTS_NAME}_SUMMARY.json").read_text())
+    result = _summarise(experiment, records, reference_summary)
+    (output / "runs.json").write_text(json.dumps(records, indent=2, default=float) + "\n")
+    (output / "results.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
+    _write_table(experiment, result, output)
+    _plot(experiment, records, result, output)
+    return result
+
+
+def _has_inputs(name: str, summary: dict[str, Any]) -> bool:
+    try:
+        value = DERIVED[name](summary)
+    except (KeyError, TypeError):
+        return False
+    return value is not None and not (isinstance(value, float) and math.isnan(value))
+
+
+def _summarise(experiment: Experiment, records: list[dict], reference: dict[str, Any]) -> dict[str, Any]:
+    """Per variant: the learning rate with the best mean `select` score, and mean/std of every table metric there."""
+    rows = []
+    for variant in experiment.variants:
+        mine = [r for r in records if r["variant"] == variant.name]
+        by_rate: dict[Any, list[dict]] = {}
+        for record in mine:
+            by_rate.setdefault(record["learning_rate"], []).append(record)
+        best_rate = max(by_rate, key=lambda rate: np.mean([_metric(r, experiment.select) for r in by_rate[rate]]))
+        chosen = by_rate[best_rate]
+        row = {"variant": variant.name, "learning_rate": best_rate, "seeds": len(chosen)}
+        for metric in dict.fromkeys([experiment.select, *experiment.table]):
+            values = [_metric(r, metric) for r in chosen]
+            row[metric] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
+        rows.append(row)
+    return {
+        "experiment": experiment.name,
+        "description": experiment.description,
+        "world": experiment.world,
+        "select": experiment.select,
+        "variants": rows,
+        "pretrained": {m: reference.get(m) for m in experiment.table if m in reference},
+    }
+
+
+def _metric(record: dict, name: str) -> float:
+    value = record["metrics"].get(name)
+    return float("nan") if value is None else float(value)
+
+
+def _write_table(experiment: Experiment, result: dict[str, Any], root: Path) -> None:
+    metrics = list(dict.fromkeys([experiment.select, *experiment.table]))
+    lines = [
+        f"# {experiment.name}",
+        "",
+        experiment.description.strip(),
+        "",
+        f"World `{experiment.world}`, preset `{experiment.preset}`, seeds {experiment.seeds}. Per variant, the "
+        f"learning rate with the best mean `{experiment.select}`; mean ± std over seeds.",
+        "",
+        "| variant | lr | " + " | ".join(metrics) + " |",
+        "|---" * (len(metrics) + 2) + "|",
+    ]
+    for row in result["variants"]:
+        cells = [f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in metrics]
+        lines.append(f"| {row['variant']} | {row['learning_rate']} | " + " | ".join(cells) + " |")
+    pretrained = result["pretrained"]
+    if pretrained:
+        lines.append(
+            "| *pretrained* | – | "
+            + " | ".join("–" if pretrained.get(m) is None else f"{pretrained[m]:.3f}" for m in metrics)
+            + " |"
+        )
+    lines += ["", *(f"![{plot['file']}]({plot['file']})" for plot in experiment.plots), ""]
+    (root / "results.md").write_text("\n".join(lines))
+
+
+def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], root: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for plot in experiment.plots:
+        figure, axis = plt.subplots(figsize=(6, 4))
+        if plot["kind"] == "curve":
+            names = [row["variant"] for row in result["variants"]]
+            for metric in plot["y"]:
+                means = [row[metric]["mean"] for row in result["variants"]]
+                stds = [row[metric]["std"] for row in result["variants"]]
+                axis.errorbar(range(len(names)), means, yerr=stds, marker="o", capsize=3, label=metric)
+            axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
+            axis.set_ylabel("value (best learning rate per variant, mean ± std over seeds)")
+        else:
+            for variant in experiment.variants:
+                points = [
+                    (_metric(r, plot["x"]), _metric(r, plot["y"])) for r in records if r["variant"] == variant.name
+                ]
+                axis.scatter(*zip(*points), label=variant.name, alpha=0.8)
+            axis.set_xlabel(plot["x"])
+            axis.set_ylabel(plot["y"])
+        axis.set_title(plot.get("title", experiment.name))
+        axis.legend(fontsize=7)
+        figure.tight_layout()
+        figure.savefig(root / plot["file"], dpi=120)
+        plt.close(figure)
+
+
+def experiment_command(argv: list[str]) -> int:
+    """Run a sweep from trainer_configs/experiments/<name>.yaml: cached models, seeds, LR grid, table, plots."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="behemoth experiment", description=experiment_command.__doc__)
+    parser.add_argument("file", help="experiment YAML file")
+    parser.add_argument("--output", help="table, run list and plots (default: results/<experiment name>)")
+    parser.add_argument("--work-dir", help="world, models and runs, reused on resume (default: OUTPUT/work)")
+    args = parser.parse_args(argv)
+    experiment = Experiment.load(args.file)
+    output = Path(args.output or Path("results") / experiment.name)
+    result = run_experiment(args.file, output, args.work_dir)
+    print((output / "results.md").read_text())
+    print(f"results: {output / 'results.md'} ({len(result['variants'])} variants)")
+    return 0

@@ -1,0 +1,158 @@
+"""`behemoth quickstart`: the whole pipeline in one command, with the shipped recipes.
+
+generate the world -> pretrain the model and its retain oracle -> unlearn with NPO -> edit with LoRA
+-> evaluate everything against the oracle -> print a table and the report's path. Each stage's output
+is reused when it is already complete (the quickstart is resumable), so a second run only prints.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from behemoth_hf.arguments import parse_dataclasses
+from behemoth_hf.config import NAMED_CONFIGS, make_config
+from behemoth_hf.generate import METADATA_FILE, generate_dataset
+from behemoth_hf.modeling import PRESETS
+
+
+logger = logging.getLogger(__name__)
+
+TABLE = (
+    ("forget_accuracy", "forget acc"),
+    ("retain_accuracy", "retain acc"),
+    ("paraphrase_accuracy", "paraphrase acc"),
+    ("forget_quality", "forget quality"),
+    ("model_utility", "utility"),
+    ("mia_min_k", "MIA AUC"),
+    ("edit_reliability", "edit success"),
+)
+
+
+@dataclass
+class QuickstartArguments:
+    """Arguments of `behemoth quickstart`.
+
+    Args:
+        output_dir (`str`, defaults to `"outputs/quickstart"`):
+            Where every stage writes (data, models, evaluation).
+        world (`str`, defaults to `"default"`):
+            Named world config.
+        preset (`str`, defaults to `"small"`):
+            Model preset; `tiny` uses the tiny recipe (tests).
+    """
+
+    output_dir: str = field(
+        default="outputs/quickstart", metadata={"help": "where every stage writes", "aliases": ["--output"]}
+    )
+    world: str = field(default="default", metadata={"help": "named world config"})
+    preset: str = field(default="small", metadata={"help": "model preset (tiny uses the tiny recipe)"})
+
+    def __post_init__(self):
+        if self.world not in NAMED_CONFIGS:
+            raise ValueError(f"`world` must be one of {list(NAMED_CONFIGS)}, got {self.world!r}")
+        if self.preset not in PRESETS:
+            raise ValueError(f"`preset` must be one of {list(PRESETS)}, got {self.preset!r}")
+
+
+def recipe(name: str) -> str:
+    """Path of a shipped trainer config (`trainer_configs/<name>`)."""
+    return str(resources.files("behemoth_hf.trainer_configs").joinpath(name))
+
+
+def _stage(done: Path, what: str) -> bool:
+    if done.exists():
+        logger.info("%s: reusing %s", what, done.parent)
+        return False
+    logger.info("%s ...", what)
+    return True
+
+
+def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
+    from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
+    from behemoth_hf.pretrain import RECORD_FILE, PretrainArguments, pretrain
+    from behemoth_hf.unlearn import UnlearningArguments
+    from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
+    from behemoth_hf.unlearn.run import run_unlearning
+
+    root = Path(args.output_dir)
+    data, model, oracle = root / "data", root / "model", root / "oracle"
+    if _stage(data / METADATA_FILE, f"1/5 generating the `{args.world}` world"):
+        generate_dataset(make_config(args.world), data, overwrite=True)
+
+    pretrain_recipe = recipe("pretrain_tiny.yaml" if args.preset == "tiny" else "pretrain_small.yaml")
+    for folder, extra, what in (
+        (model, [], "2/5 pretraining the model"),
+        (oracle, ["--exclude-split", "forget"], "2/5 pretraining the retain oracle"),
+    ):
+        if _stage(folder / RECORD_FILE, what):
+            argv = [
+                "--config",
+                pretrain_recipe,
+                "--dataset",
+                str(data),
+                "--output",
+                str(folder),
+                "--preset",
+                args.preset,
+                "--overwrite",
+                *extra,
+            ]
+            pretrain(*parse_dataclasses((PretrainArguments,), argv, prog="quickstart"))
+
+    runs = {
+        "npo": ("npo.yaml", "3/5 unlearning the forget split with NPO"),
+        "edit-lora": ("edit_lora.yaml", "4/5 editing the forget facts with rank-4 LoRA"),
+    }
+    for name, (config, what) in runs.items():
+        if _stage(root / name / UNLEARNING_RECORD, what):
+            argv = [
+                "--config",
+                recipe(config),
+                "--model",
+                str(model),
+                "--dataset",
+                str(data),
+                "--output",
+                str(root / name),
+            ]
+            run_unlearning(*parse_dataclasses((UnlearningArguments,), argv, prog="quickstart"))
+
+    logger.info("5/5 evaluating against the oracle")
+    evaluation = EvaluationArguments(
+        model=[str(model), *(str(root / name) for name in runs)],
+        dataset=str(data),
+        oracle=str(oracle),
+        base=str(model),
+        output_dir=str(root / "evaluation"),
+    )
+    return run_evaluation(evaluation)
+
+
+def format_table(all_results: dict[str, dict[str, Any]]) -> str:
+    """A plain-text table of the headline metrics, one row per model."""
+    header = ["model", *(title for _, title in TABLE)]
+    rows = [header]
+    for name, results in all_results.items():
+        values = [results.get(key, {}).get("agg_value") for key, _ in TABLE]
+        rows.append([name, *("-" if v is None else f"{v:.3g}" for v in values)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
+
+
+def quickstart_command(argv: list[str]) -> int:
+    """The whole pipeline on the `default` world in a few minutes: data, model, oracle, NPO, LoRA edit, report."""
+    from behemoth_hf.report import REPORT_FILE
+
+    (args,) = parse_dataclasses((QuickstartArguments,), argv, prog="behemoth quickstart")
+    all_results = run_quickstart(args)
+    print(format_table(all_results))
+    report = Path(args.output_dir) / "evaluation" / REPORT_FILE
+    print(f"\nreport with plots: {report}")
+    summary = json.loads((report.parent / "summary.json").read_text())
+    print(f"world {summary['dataset_fingerprint']}; per-item results in {report.parent}/<model>/BEHEMOTH_EVAL.json")
+    return 0
