@@ -28,6 +28,28 @@ logger = logging.getLogger(__name__)
 
 RESULTS_NAME = "BEHEMOTH"
 ACCURACY_SPLITS = ("forget", "retain", "dependent", "paraphrase", "holdout")
+# Every aggregate metric `ModelEvaluator` can write (those needing a split, an oracle or a base model may be absent).
+METRIC_NAMES = (
+    *(f"{split}_accuracy" for split in ACCURACY_SPLITS),
+    "forget_question_accuracy",
+    "forget_Q_A_Prob",
+    "retain_Q_A_Prob",
+    "forget_truth_ratio",
+    "retain_truth_ratio",
+    "forget_quality",
+    "model_utility",
+    "mia_loss",
+    "mia_min_k",
+    "privleak",
+    "edit_reliability",
+    "edit_generalization",
+    "edit_locality",
+    "edit_portability",
+    "propagation_kept",
+    "propagation_followed",
+    "propagation_broken",
+    "propagation_ambiguous",
+)
 
 
 @dataclass
@@ -147,7 +169,7 @@ class ModelEvaluator:
         )
         self._membership_inference(results, scores)
         self._editing(results, scores, base_predictions)
-        self._propagation(results)
+        self._dependent_propagation(results)
         return results
 
     def _membership_inference(self, results: dict, scores: dict[str, AnswerScores]) -> None:
@@ -184,25 +206,27 @@ class ModelEvaluator:
             results["edit_locality"] = metrics.metric_result(
                 float(values.mean()), values, indices=_fact_ids(self.data.fact_splits["retain"])
             )
-        if "dependent" in self.data.fact_splits:
-            dependent = self.data.fact_splits["dependent"]
-            followed = self.score(dependent["prompt"], dependent["propagated_answer"])
-            values = metrics.token_accuracy(followed.predicted_ids, followed.target_ids)
-            results["edit_portability"] = metrics.metric_result(
-                float(values.mean()), values, indices=_fact_ids(dependent)
-            )
 
-    def _propagation(self, results: dict) -> None:
-        """Did each dependent fact keep its old answer, follow its base fact's edit, or break?"""
+    def _dependent_propagation(self, results: dict) -> None:
+        """Portability and propagation of the dependent facts. A fact has a propagated answer when its base
+        fact's edit implies one (every nested inherited fact; a correlated fact only when its pair matched):
+        portability is measured on those, and a fact without one can only keep its answer or break."""
         if "dependent" not in self.data.fact_splits:
             return
         dependent = self.data.fact_splits["dependent"]
-        old = results["dependent_accuracy"]
-        old_correct = metrics.item_values(old).astype(bool)
-        propagated_correct = self.score(dependent["prompt"], dependent["propagated_answer"]).correct
+        has_target = np.array([bool(answer) for answer in dependent["propagated_answer"]])
+        propagated_correct = np.zeros(len(dependent), bool)
+        with_target = dependent.select(np.flatnonzero(has_target))
+        if len(with_target):
+            followed = self.score(with_target["prompt"], with_target["propagated_answer"])
+            propagated_correct[has_target] = followed.correct
+            values = metrics.token_accuracy(followed.predicted_ids, followed.target_ids)
+            results["edit_portability"] = metrics.metric_result(
+                float(values.mean()), values, indices=_fact_ids(with_target)
+            )
+        old_correct = metrics.item_values(results["dependent_accuracy"]).astype(bool)
         outcomes = metrics.classify_propagation_from_correct(old_correct, propagated_correct)
-        rates = metrics.propagation_rates(outcomes)
-        for outcome, rate in rates.items():
+        for outcome, rate in metrics.propagation_rates(outcomes).items():
             results[f"propagation_{outcome}"] = metrics.metric_result(rate)
         results["propagation_outcome"] = metrics.metric_result(
             None, [{"outcome": str(o)} for o in outcomes], indices=_fact_ids(dependent)

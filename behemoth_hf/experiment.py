@@ -105,36 +105,18 @@ class Experiment:
             raise ValueError(f"variant names must be unique, got {names}")
         if not self.seeds:
             raise ValueError("`seeds` must list at least one seed")
-        known = {
-            "forget_accuracy",
-            "retain_accuracy",
-            "paraphrase_accuracy",
-            "forget_question_accuracy",
-            "holdout_accuracy",
-            "dependent_accuracy",
-            "forget_truth_ratio",
-            "forget_quality",
-            "model_utility",
-            "mia_min_k",
-            "mia_loss",
-            "privleak",
-            "edit_reliability",
-            "edit_generalization",
-            "edit_locality",
-            "edit_portability",
-            "propagation_kept",
-            "propagation_followed",
-            "propagation_broken",
-            "propagation_ambiguous",
-            *DERIVED,
-        }
+        from behemoth_hf.evaluation import METRIC_NAMES
+
+        known = {*METRIC_NAMES, *DERIVED}
         for metric in [self.select, *self.table, *(p.get(k) for p in self.plots for k in ("x", "y") if p.get(k))]:
             for name in [metric] if isinstance(metric, str) else metric:
-                if name not in known and name != "variant":
+                if name not in known:
                     raise ValueError(f"unknown metric {name!r} in experiment {self.name!r}; known: {sorted(known)}")
         for plot in self.plots:
             if plot.get("kind") not in ("curve", "pareto"):
                 raise ValueError(f"plot kind must be `curve` or `pareto`, got {plot.get('kind')!r}")
+            if not plot.get("file"):
+                raise ValueError(f"every plot needs a `file` name, got {plot}")
         # Build every run's arguments once now, so a typo fails before any training.
         for run in self.runs(Path("/nonexistent")):
             run["arguments"]()
@@ -301,17 +283,22 @@ def _write_table(experiment: Experiment, result: dict[str, Any], root: Path) -> 
         "|---" * (len(metrics) + 2) + "|",
     ]
     for row in result["variants"]:
-        cells = [f"{row[m]['mean']:.3f} ± {row[m]['std']:.3f}" for m in metrics]
+        cells = [f"{_number(row[m]['mean'])} ± {_number(row[m]['std'])}" for m in metrics]
         lines.append(f"| {row['variant']} | {row['learning_rate']} | " + " | ".join(cells) + " |")
     pretrained = result["pretrained"]
     if pretrained:
         lines.append(
             "| *pretrained* | – | "
-            + " | ".join("–" if pretrained.get(m) is None else f"{pretrained[m]:.3f}" for m in metrics)
+            + " | ".join("–" if pretrained.get(m) is None else _number(pretrained[m]) for m in metrics)
             + " |"
         )
     lines += ["", *(f"![{plot['file']}]({plot['file']})" for plot in experiment.plots), ""]
     (root / "results.md").write_text("\n".join(lines))
+
+
+def _number(value: float) -> str:
+    # p-values such as forget quality span hundreds of orders of magnitude.
+    return f"{value:.1e}" if value != 0 and abs(value) < 1e-3 else f"{value:.3f}"
 
 
 def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], root: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
-from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
+from behemoth_hf.evaluation import METRIC_NAMES, EvaluationArguments, run_evaluation
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.metrics import read_eval_json
 
@@ -90,6 +90,7 @@ def test_results_have_openunlearning_shape_and_report_files(evaluated, models):
         assert all(isinstance(item["score"], float) for item in truth_ratios.values())
         summary = json.loads((output / name / "BEHEMOTH_SUMMARY.json").read_text())
         assert summary["forget_accuracy"] == results["forget_accuracy"]["agg_value"]
+        assert set(summary) - {"propagation_outcome"} <= set(METRIC_NAMES)  # the names experiments may use
     combined = json.loads((output / "summary.json").read_text())
     assert set(combined["summaries"]) == {"oracle", "pretrained", "ga"}
     report = (output / "report.md").read_text()
@@ -163,3 +164,20 @@ def test_bad_inputs(models, tmp_path):
         EvaluationArguments(
             model=[models["pretrained"]], dataset="tiny", output_dir="o", oracle=str(tmp_path / "nope")
         )
+
+
+def test_correlated_dependents_without_a_propagated_answer(tmp_path):
+    # Correlated pairs that did not match have no implied answer: only those that did are scored for portability.
+    config = make_config("tiny", correlated_pair=True, correlation_strength=0.5, forget_relation=0)
+    dataset = generate_dataset(config, tmp_path / "correlated", progress=False)
+    pretrained = _pretrain(dataset, tmp_path / "pretrained")
+    output = tmp_path / "eval"
+    assert main(["evaluate", "--model", pretrained, "--dataset", str(dataset), "--output", str(output)]) == 0
+    results = read_eval_json(output / "pretrained" / "BEHEMOTH_EVAL.json")
+    dependent = open_dataset(str(dataset)).fact_splits["dependent"]
+    with_target = [fact for fact, answer in zip(dependent["fact_id"], dependent["propagated_answer"]) if answer]
+    assert 0 < len(with_target) < len(dependent)
+    assert set(results["edit_portability"]["value_by_index"]) == {str(fact) for fact in with_target}
+    assert len(results["propagation_outcome"]["value_by_index"]) == len(dependent)
+    rates = [results[f"propagation_{o}"]["agg_value"] for o in ("kept", "followed", "broken", "ambiguous")]
+    assert sum(rates) == pytest.approx(1.0) and results["propagation_kept"]["agg_value"] >= 0.75
