@@ -316,7 +316,7 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
                 stds = [row[metric]["std"] for row in result["variants"]]
                 axis.errorbar(range(len(names)), means, yerr=stds, marker="o", capsize=3, label=metric)
             axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
-            axis.set_ylabel("value (best learning rate per variant, mean ± std over seeds)")
+            axis.set_ylabel("mean ± std over seeds")
         else:
             for variant in experiment.variants:
                 points = [
