@@ -16,7 +16,7 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
-from transformers import PreTrainedTokenizerBase
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from behemoth_hf.config import NAMED_CONFIGS, BehemothConfig, make_config
 from behemoth_hf.generate import DATA_DIR, METADATA_FILE, TOKENIZER_DIR
@@ -133,3 +133,18 @@ def _open_named(name: str) -> BehemothData:
         tokenizer=build_tokenizer(Lexicon(config)),
         _train_dataset=train,
     )
+
+
+def load_model(data: BehemothData, model_path: str):
+    """Model and tokenizer from `model_path`, refusing a model built for another world."""
+    if not (Path(model_path) / "config.json").is_file():
+        raise FileNotFoundError(f"`model` {model_path} is not a saved model folder (no config.json)")
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    try:
+        check_tokenizer(tokenizer, data.config)
+    except ValueError as error:
+        raise ValueError(f"`model` {model_path} does not match `dataset` {data.source}: {error}") from None
+    model = AutoModelForCausalLM.from_pretrained(model_path)
+    if model.get_input_embeddings().num_embeddings < len(tokenizer):
+        raise ValueError(f"`model` {model_path} has fewer embeddings than its tokenizer has tokens")
+    return model, tokenizer

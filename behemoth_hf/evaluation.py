@@ -17,10 +17,9 @@ from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM
 
 from behemoth_hf import metrics
-from behemoth_hf.data import BehemothData, check_tokenizer, open_dataset
+from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.scoring import AnswerScores, score_answers
 
 
@@ -246,13 +245,8 @@ def add_reference_metrics(results: dict[str, Any], oracle: dict[str, Any] | None
 
 
 def _evaluator(path: str, data: BehemothData, args: EvaluationArguments) -> ModelEvaluator:
-    from transformers import AutoTokenizer
-
-    try:
-        check_tokenizer(AutoTokenizer.from_pretrained(path), data.config)
-    except ValueError as error:
-        raise ValueError(f"`model` {path} does not match `dataset` {data.source}: {error}") from None
-    return ModelEvaluator(AutoModelForCausalLM.from_pretrained(path), data, args.batch_size, args.mia_k)
+    model, _ = load_model(data, path)
+    return ModelEvaluator(model, data, args.batch_size, args.mia_k)
 
 
 def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:

@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from behemoth_hf.data import BehemothData, check_tokenizer, open_dataset
+from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.lexicon import Lexicon
 from behemoth_hf.staging import staged_directory
 from behemoth_hf.unlearn.arguments import UnlearningArguments
@@ -36,21 +35,6 @@ from behemoth_hf.unlearn.restriction import (
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "unlearning_record.json"
-
-
-def load_model_for(data: BehemothData, model_path: str):
-    """Model and tokenizer from `model_path`, refusing a model built for another world."""
-    if not (Path(model_path) / "config.json").is_file():
-        raise FileNotFoundError(f"`model` {model_path} is not a saved model folder (no config.json)")
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    try:
-        check_tokenizer(tokenizer, data.config)
-    except ValueError as error:
-        raise ValueError(f"`model` {model_path} does not match `dataset` {data.source}: {error}") from None
-    model = AutoModelForCausalLM.from_pretrained(model_path)
-    if model.get_input_embeddings().num_embeddings < len(tokenizer):
-        raise ValueError(f"`model` {model_path} has fewer embeddings than its tokenizer has tokens")
-    return model, tokenizer
 
 
 def edit_answers(args: UnlearningArguments, rows, data: BehemothData) -> list[str]:
@@ -93,7 +77,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         raise FileExistsError(f"`output_dir` {output} is not empty; choose a new folder")
     trainer_class = METHODS[args.method]
     data = open_dataset(args.dataset)
-    model, tokenizer = load_model_for(data, args.model)
+    model, tokenizer = load_model(data, args.model)
     forget_rows = select_forget_rows(args, data)
     forget = encode_examples(tokenizer, forget_rows["prompt"], edit_answers(args, forget_rows, data))
     retain = None
