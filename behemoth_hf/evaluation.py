@@ -148,8 +148,11 @@ class ModelEvaluator:
                 {"prob": probability, "avg_loss": scores[name].mean_nll},
                 indices=_fact_ids(rows),
             )
-            # Correct answer: the paraphrased answer (= the object) after the prompt, as TOFU does.
-            correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
+            # Correct answer: the paraphrased answer after the prompt, as TOFU does. In a Behemoth world it is
+            # the object itself, already scored for accuracy.
+            correct = scores[name].mean_nll
+            if list(rows["paraphrased_answer"]) != list(rows["answer"]):
+                correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
             ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows))
             aggregator = (
                 metrics.FORGET_TRUTH_RATIO_AGGREGATOR if name == "forget" else metrics.RETAIN_TRUTH_RATIO_AGGREGATOR
