@@ -22,10 +22,8 @@ import numpy as np
 import yaml
 from scipy.stats import hmean
 
-from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.config import make_config
-from behemoth_hf.generate import METADATA_FILE, generate_dataset
-from behemoth_hf.quickstart import recipe
+from behemoth_hf.quickstart import prepare_world
 
 
 logger = logging.getLogger(__name__)
@@ -155,7 +153,6 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
     """Run (or resume) the experiment; the table, run list and plots go to `output_dir`, the world, models and
     per-run outputs to `work_dir` (default `output_dir/work`)."""
     from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
-    from behemoth_hf.pretrain import RECORD_FILE, PretrainArguments, pretrain
     from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
     from behemoth_hf.unlearn.run import run_unlearning
 
@@ -163,24 +160,12 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
     output = Path(output_dir)
     root = Path(work_dir) if work_dir is not None else output / "work"
     output.mkdir(parents=True, exist_ok=True)
-    data, model, oracle = root / "data", root / "model", root / "oracle"
-    if not (data / METADATA_FILE).exists():
-        generate_dataset(make_config(experiment.world, **experiment.world_overrides), data, overwrite=True)
-    for folder, extra in ((model, []), (oracle, ["--exclude-split", "forget"])):
-        if not (folder / RECORD_FILE).exists():
-            argv = [
-                "--config",
-                recipe(experiment.pretrain_recipe),
-                "--dataset",
-                str(data),
-                "--output",
-                str(folder),
-                "--preset",
-                experiment.preset,
-                "--overwrite",
-                *extra,
-            ]
-            pretrain(*parse_dataclasses((PretrainArguments,), argv, prog="experiment"))
+    data, model, oracle = prepare_world(
+        root,
+        make_config(experiment.world, **experiment.world_overrides),
+        experiment.preset,
+        experiment.pretrain_recipe,
+    )
     reference = root / "reference"
     oracle_log = reference / "oracle" / f"{RESULTS_NAME}_EVAL.json"
     if not oracle_log.exists():

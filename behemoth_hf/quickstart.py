@@ -72,41 +72,38 @@ def _stage(done: Path, what: str) -> bool:
     return True
 
 
+def prepare_world(root: Path, config, preset: str, pretrain_recipe: str) -> tuple[Path, Path, Path]:
+    """Generate `config` into `root/data` and pretrain `root/model` and its retain oracle `root/oracle` with
+    the shipped recipe `pretrain_recipe`, reusing whatever is already complete. Returns the three folders."""
+    from behemoth_hf.pretrain import RECORD_FILE, PretrainArguments, pretrain
+
+    data, model, oracle = root / "data", root / "model", root / "oracle"
+    if _stage(data / METADATA_FILE, f"generating the `{config.name}` world"):
+        generate_dataset(config, data, overwrite=True)
+    for folder, extra, what in (
+        (model, [], "pretraining the model"),
+        (oracle, ["--exclude-split", "forget"], "pretraining the retain oracle"),
+    ):
+        if _stage(folder / RECORD_FILE, what):
+            argv = ["--config", recipe(pretrain_recipe), "--dataset", str(data), "--output", str(folder)]
+            argv += ["--preset", preset, "--overwrite", *extra]
+            pretrain(*parse_dataclasses((PretrainArguments,), argv, prog="behemoth"))
+    return data, model, oracle
+
+
 def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
     from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
-    from behemoth_hf.pretrain import RECORD_FILE, PretrainArguments, pretrain
     from behemoth_hf.unlearn import UnlearningArguments
     from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
     from behemoth_hf.unlearn.run import run_unlearning
 
     root = Path(args.output_dir)
-    data, model, oracle = root / "data", root / "model", root / "oracle"
-    if _stage(data / METADATA_FILE, f"1/5 generating the `{args.world}` world"):
-        generate_dataset(make_config(args.world), data, overwrite=True)
-
-    pretrain_recipe = recipe("pretrain_tiny.yaml" if args.preset == "tiny" else "pretrain_small.yaml")
-    for folder, extra, what in (
-        (model, [], "2/5 pretraining the model"),
-        (oracle, ["--exclude-split", "forget"], "2/5 pretraining the retain oracle"),
-    ):
-        if _stage(folder / RECORD_FILE, what):
-            argv = [
-                "--config",
-                pretrain_recipe,
-                "--dataset",
-                str(data),
-                "--output",
-                str(folder),
-                "--preset",
-                args.preset,
-                "--overwrite",
-                *extra,
-            ]
-            pretrain(*parse_dataclasses((PretrainArguments,), argv, prog="quickstart"))
+    pretrain_recipe = "pretrain_tiny.yaml" if args.preset == "tiny" else "pretrain_small.yaml"
+    data, model, oracle = prepare_world(root, make_config(args.world), args.preset, pretrain_recipe)
 
     runs = {
-        "npo": ("npo.yaml", "3/5 unlearning the forget split with NPO"),
-        "edit-lora": ("edit_lora.yaml", "4/5 editing the forget facts with rank-4 LoRA"),
+        "npo": ("npo.yaml", "unlearning the forget split with NPO"),
+        "edit-lora": ("edit_lora.yaml", "editing the forget facts with rank-4 LoRA"),
     }
     for name, (config, what) in runs.items():
         if _stage(root / name / UNLEARNING_RECORD, what):
@@ -122,7 +119,7 @@ def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
             ]
             run_unlearning(*parse_dataclasses((UnlearningArguments,), argv, prog="quickstart"))
 
-    logger.info("5/5 evaluating against the oracle")
+    logger.info("evaluating against the oracle")
     evaluation = EvaluationArguments(
         model=[str(model), *(str(root / name) for name in runs)],
         dataset=str(data),
