@@ -130,6 +130,20 @@ def experiment_command(argv: list[str]) -> int:
     return run(argv)
 
 
+def attack_command(argv: list[str]) -> int:
+    """Attack unlearned models: `relearn` (benign fine-tuning) or `quantize` (8/4-bit round trip)."""
+    from behemoth_hf.attacks import attack_command as run
+
+    return run(argv)
+
+
+def sequential_command(argv: list[str]) -> int:
+    """Unlearn the forget set as k requests in turn (--num_requests k), evaluating after each, against one shot."""
+    from behemoth_hf.sequential import sequential_command as run
+
+    return run(argv)
+
+
 def push_command(argv: list[str]) -> int:
     """Push a dataset or model folder to the Hugging Face Hub (HF_TOKEN, HF_ENDPOINT honoured)."""
     from behemoth_hf.hub import push_command as run
@@ -153,6 +167,8 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "edit": edit_command,
     "evaluate": evaluate_command,
     "experiment": experiment_command,
+    "attack": attack_command,
+    "sequential": sequential_command,
     "push": push_command,
     "export": export_command,
 }

@@ -7,6 +7,11 @@ rate x seed and evaluates it against the oracle. Everything finished is reused, 
 sweep resumes where it stopped. For each variant the learning rate with the best mean `select`
 score is kept, and the table reports that setting's mean and spread over seeds; every run is also
 kept in `runs.json`.
+
+Robustness: a variant with `num_requests: k` unlearns the forget set as k requests in turn
+(`sequential.py`, curves in a `requests` plot); `attacks:` (`attacks/suite.py`) attacks every kept run
+and the oracle, adding the attack metrics to the table; `start_bits: b` starts every run from the
+pretrained model round-tripped through b-bit quantization (unlearning a quantized release).
 """
 
 from __future__ import annotations
@@ -22,8 +27,11 @@ import numpy as np
 import yaml
 from scipy.stats import hmean
 
+from behemoth_hf import metrics
+from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.config import make_config
 from behemoth_hf.quickstart import prepare_world
+from behemoth_hf.sequential import plot_curves
 
 
 logger = logging.getLogger(__name__)
@@ -36,6 +44,9 @@ DERIVED = {
     # Unlearning: forget the facts and keep the model useful.
     "unlearn_score": lambda s: _hmean(1.0 - s["forget_accuracy"], s["model_utility"]),
 }
+
+
+PLOT_KINDS = ("curve", "pareto", "requests")
 
 
 def _hmean(*values: float) -> float:
@@ -65,6 +76,8 @@ class Experiment:
     seeds: list[int] = field(default_factory=lambda: [0])
     common: dict[str, Any] = field(default_factory=dict)
     plots: list[dict[str, Any]] = field(default_factory=list)
+    attacks: dict[str, Any] = field(default_factory=dict)
+    start_bits: int | None = None
 
     @classmethod
     def load(cls, path: str | Path) -> Experiment:
@@ -103,25 +116,34 @@ class Experiment:
             raise ValueError(f"variant names must be unique, got {names}")
         if not self.seeds:
             raise ValueError("`seeds` must list at least one seed")
+        from behemoth_hf.attacks.quantize import ALLOWED_BITS
+        from behemoth_hf.attacks.suite import validate_attacks
         from behemoth_hf.evaluation import METRIC_NAMES
 
-        known = {*METRIC_NAMES, *DERIVED}
+        if self.start_bits is not None and self.start_bits not in ALLOWED_BITS:
+            raise ValueError(f"`start_bits` must be one of {list(ALLOWED_BITS)} or absent, got {self.start_bits}")
+        known = {*METRIC_NAMES, *DERIVED, *validate_attacks(self.attacks)}
         for metric in [self.select, *self.table, *(p.get(k) for p in self.plots for k in ("x", "y") if p.get(k))]:
             for name in [metric] if isinstance(metric, str) else metric:
                 if name not in known:
                     raise ValueError(f"unknown metric {name!r} in experiment {self.name!r}; known: {sorted(known)}")
         for plot in self.plots:
-            if plot.get("kind") not in ("curve", "pareto"):
-                raise ValueError(f"plot kind must be `curve` or `pareto`, got {plot.get('kind')!r}")
+            if plot.get("kind") not in PLOT_KINDS:
+                raise ValueError(f"plot kind must be one of {list(PLOT_KINDS)}, got {plot.get('kind')!r}")
             if not plot.get("file"):
                 raise ValueError(f"every plot needs a `file` name, got {plot}")
         # Build every run's arguments once now, so a typo fails before any training.
         for run in self.runs(Path("/nonexistent")):
             run["arguments"]()
 
+    def start_model(self, root: Path) -> Path:
+        """The checkpoint every run starts from (and is compared with)."""
+        return root / "model" if self.start_bits is None else root / f"model-int{self.start_bits}"
+
     def runs(self, root: Path) -> list[dict[str, Any]]:
         from behemoth_hf.unlearn import UnlearningArguments
 
+        start = self.start_model(root)
         runs = []
         for variant in self.variants:
             for learning_rate in variant.learning_rates or [None]:
@@ -134,7 +156,7 @@ class Experiment:
 
                     def arguments(settings=settings, folder=folder):
                         return UnlearningArguments(
-                            model=str(root / "model"), dataset=str(root / "data"), output_dir=str(folder), **settings
+                            model=str(start), dataset=str(root / "data"), output_dir=str(folder), **settings
                         )
 
                     runs.append(
@@ -152,9 +174,9 @@ class Experiment:
 def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Path | None = None) -> dict[str, Any]:
     """Run (or resume) the experiment; the table, run list and plots go to `output_dir`, the world, models and
     per-run outputs to `work_dir` (default `output_dir/work`)."""
+    from behemoth_hf.attacks.quantize import write_quantized
+    from behemoth_hf.attacks.suite import run_attacks
     from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
-    from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
-    from behemoth_hf.unlearn.run import run_unlearning
 
     experiment = Experiment.load(path)
     output = Path(output_dir)
@@ -166,54 +188,99 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
         experiment.preset,
         experiment.pretrain_recipe,
     )
-    reference = root / "reference"
+    start = experiment.start_model(root)
+    if start != model and not start.exists():
+        write_quantized(model, start, experiment.start_bits, group_size=128)
+    reference = root / ("reference" if start == model else f"reference-{start.name}")
     oracle_log = reference / "oracle" / f"{RESULTS_NAME}_EVAL.json"
     if not oracle_log.exists():
         run_evaluation(
             EvaluationArguments(
-                model=[str(model)], dataset=str(data), oracle=str(oracle), base=str(model), output_dir=str(reference)
+                model=[str(start)], dataset=str(data), oracle=str(oracle), base=str(start), output_dir=str(reference)
             )
         )
+    start_results = metrics.read_eval_json(reference / start.name / f"{RESULTS_NAME}_EVAL.json")
 
-    records = []
+    records, model_folders = [], []
     runs = experiment.runs(root)
     for index, run in enumerate(runs):
-        folder = run["folder"]
-        summary_file = (
-            root / "evaluations" / experiment.name / folder.name / folder.name / f"{RESULTS_NAME}_SUMMARY.json"
+        logger.info("run %d/%d: %s", index + 1, len(runs), run["folder"].name)
+        record, model_folder = _run(experiment, run, root, data, oracle_log, start_results)
+        records.append(record)
+        model_folders.append(model_folder)
+    reference_summary = json.loads((reference / start.name / f"{RESULTS_NAME}_SUMMARY.json").read_text())
+    oracle_summary = json.loads((reference / "oracle" / f"{RESULTS_NAME}_SUMMARY.json").read_text())
+    result = _summarise(experiment, records, reference_summary, oracle_summary)
+    if experiment.attacks:
+        attacks_root = root / "attacks" / experiment.name
+        for row in result["variants"]:
+            for record, model_folder in zip(records, model_folders):
+                if (record["variant"], record["learning_rate"]) == (row["variant"], row["learning_rate"]):
+                    folder = attacks_root / f"{record['variant']}-lr{record['learning_rate']}-seed{record['seed']}"
+                    record["metrics"].update(run_attacks(experiment.attacks, str(model_folder), str(data), folder))
+        oracle_summary.update(
+            run_attacks(experiment.attacks, str(oracle), str(data), attacks_root / "oracle", is_oracle=True)
         )
-        if not summary_file.exists():
-            logger.info("run %d/%d: %s", index + 1, len(runs), folder.name)
-            if not (folder / UNLEARNING_RECORD).exists():
-                run_unlearning(run["arguments"]())
-            run_evaluation(
-                EvaluationArguments(
-                    model=[str(folder)],
-                    dataset=str(data),
-                    oracle=str(oracle_log),
-                    base=str(model),
-                    output_dir=str(summary_file.parent.parent),
-                )
-            )
-        summary = json.loads(summary_file.read_text())
-        summary.update({name: derive(summary) for name, derive in DERIVED.items() if _has_inputs(name, summary)})
-        wall = json.loads((folder / UNLEARNING_RECORD).read_text())["wall_seconds"]
-        records.append(
-            {
-                "variant": run["variant"],
-                "learning_rate": run["learning_rate"],
-                "seed": run["seed"],
-                "wall_seconds": wall,
-                "metrics": summary,
-            }
-        )
-    reference_summary = json.loads((reference / "model" / f"{RESULTS_NAME}_SUMMARY.json").read_text())
-    result = _summarise(experiment, records, reference_summary)
+        result = _summarise(experiment, records, reference_summary, oracle_summary)
     (output / "runs.json").write_text(json.dumps(records, indent=2, default=float) + "\n")
     (output / "results.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     _write_table(experiment, result, output)
     _plot(experiment, records, result, output)
     return result
+
+
+def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: Path, start_results: dict):
+    """Train and evaluate one run (or reuse it); its record (with the requests curve) and final model folder."""
+    from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
+    from behemoth_hf.sequential import SEQUENTIAL_FILE, SequentialArguments, curve_point, run_sequential
+    from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
+    from behemoth_hf.unlearn.run import run_unlearning
+
+    folder = run["folder"]
+    args = run["arguments"]()
+    if args.num_requests > 1:
+        model_folder = folder / f"request-{args.num_requests}"
+        summary_file = folder / "evaluation" / model_folder.name / f"{RESULTS_NAME}_SUMMARY.json"
+        if not summary_file.exists():
+            run_sequential(args, SequentialArguments(oracle=str(oracle_log), one_shot=False))
+        curve = json.loads((folder / SEQUENTIAL_FILE).read_text())["curve"]
+        request_folders = [folder / f"request-{i}" for i in range(1, args.num_requests + 1)]
+    else:
+        model_folder = folder
+        evaluation = root / "evaluations" / experiment.name / folder.name
+        summary_file = evaluation / folder.name / f"{RESULTS_NAME}_SUMMARY.json"
+        if not summary_file.exists():
+            if not (folder / UNLEARNING_RECORD).exists():
+                run_unlearning(args)
+            run_evaluation(
+                EvaluationArguments(
+                    model=[str(folder)],
+                    dataset=str(data),
+                    oracle=str(oracle_log),
+                    base=args.model,
+                    output_dir=str(evaluation),
+                )
+            )
+        final = metrics.read_eval_json(summary_file.with_name(f"{RESULTS_NAME}_EVAL.json"))
+        forget_ids = {int(i) for i in final["forget_accuracy"]["value_by_index"]}
+        curve = [
+            {"requests": 0, **curve_point(start_results, set())},
+            {"requests": 1, **curve_point(final, forget_ids)},
+        ]
+        request_folders = [folder]
+    summary = json.loads(summary_file.read_text())
+    summary.update({name: derive(summary) for name, derive in DERIVED.items() if _has_inputs(name, summary)})
+    wall = sum(json.loads((f / UNLEARNING_RECORD).read_text())["wall_seconds"] for f in request_folders)
+    record = {
+        "variant": run["variant"],
+        "learning_rate": run["learning_rate"],
+        "seed": run["seed"],
+        "num_requests": args.num_requests,
+        "wall_seconds": round(wall, 2),
+        "metrics": summary,
+        "requests_curve": curve,
+    }
+    return record, model_folder
 
 
 def _has_inputs(name: str, summary: dict[str, Any]) -> bool:
@@ -224,7 +291,9 @@ def _has_inputs(name: str, summary: dict[str, Any]) -> bool:
     return value is not None and not (isinstance(value, float) and math.isnan(value))
 
 
-def _summarise(experiment: Experiment, records: list[dict], reference: dict[str, Any]) -> dict[str, Any]:
+def _summarise(
+    experiment: Experiment, records: list[dict], reference: dict[str, Any], oracle: dict[str, Any]
+) -> dict[str, Any]:
     """Per variant: the learning rate with the best mean `select` score, and mean/std of every table metric there."""
     rows = []
     for variant in experiment.variants:
@@ -246,6 +315,7 @@ def _summarise(experiment: Experiment, records: list[dict], reference: dict[str,
         "select": experiment.select,
         "variants": rows,
         "pretrained": {m: reference.get(m) for m in experiment.table if m in reference},
+        "oracle": {m: oracle.get(m) for m in experiment.table if m in oracle},
     }
 
 
@@ -268,22 +338,15 @@ def _write_table(experiment: Experiment, result: dict[str, Any], root: Path) -> 
         "|---" * (len(metrics) + 2) + "|",
     ]
     for row in result["variants"]:
-        cells = [f"{_number(row[m]['mean'])} ± {_number(row[m]['std'])}" for m in metrics]
+        cells = [f"{format_number(row[m]['mean'])} ± {format_number(row[m]['std'])}" for m in metrics]
         lines.append(f"| {row['variant']} | {row['learning_rate']} | " + " | ".join(cells) + " |")
-    pretrained = result["pretrained"]
-    if pretrained:
-        lines.append(
-            "| *pretrained* | – | "
-            + " | ".join("–" if pretrained.get(m) is None else _number(pretrained[m]) for m in metrics)
-            + " |"
-        )
+    start = "pretrained" if experiment.start_bits is None else f"pretrained, int{experiment.start_bits}"
+    for label, reference in ((start, result["pretrained"]), ("oracle", result["oracle"])):
+        if reference:
+            cells = ["–" if reference.get(m) is None else format_number(reference[m]) for m in metrics]
+            lines.append(f"| *{label}* | – | " + " | ".join(cells) + " |")
     lines += ["", *(f"![{plot['file']}]({plot['file']})" for plot in experiment.plots), ""]
     (root / "results.md").write_text("\n".join(lines))
-
-
-def _number(value: float) -> str:
-    # p-values such as forget quality span hundreds of orders of magnitude.
-    return f"{value:.1e}" if value != 0 and abs(value) < 1e-3 else f"{value:.3f}"
 
 
 def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], root: Path) -> None:
@@ -293,6 +356,9 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
     import matplotlib.pyplot as plt
 
     for plot in experiment.plots:
+        if plot["kind"] == "requests":
+            plot_curves(_mean_curves(experiment, records, result), root / plot["file"])
+            continue
         figure, axis = plt.subplots(figsize=(6, 4))
         if plot["kind"] == "curve":
             names = [row["variant"] for row in result["variants"]]
@@ -315,6 +381,27 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         figure.tight_layout()
         figure.savefig(root / plot["file"], dpi=120)
         plt.close(figure)
+
+
+def _mean_curves(experiment: Experiment, records: list[dict], result: dict[str, Any]) -> dict[str, dict]:
+    """Per variant, its kept runs' requests curves averaged over seeds (None where a point has no facts)."""
+    curves = {}
+    for row in result["variants"]:
+        kept = [r for r in records if (r["variant"], r["learning_rate"]) == (row["variant"], row["learning_rate"])]
+        points = []
+        for index, first in enumerate(kept[0]["requests_curve"]):
+            point = {"requests": first["requests"]}
+            for metric in first:
+                if metric != "requests":
+                    values = [r["requests_curve"][index][metric] for r in kept]
+                    point[metric] = None if None in values else float(np.mean(values))
+            points.append(point)
+        curves[f"{row['variant']} (k={kept[0]['num_requests']})"] = {
+            "num_requests": kept[0]["num_requests"],
+            "curve": points,
+            "one_shot": None,
+        }
+    return curves
 
 
 def experiment_command(argv: list[str]) -> int:

@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 from behemoth_hf import metrics  # noqa: E402
 from behemoth_hf.data import BehemothData  # noqa: E402
 from behemoth_hf.evaluation import ACCURACY_SPLITS  # noqa: E402
+from behemoth_hf.probes import PROBE_SPLITS, probe_metric_names  # noqa: E402
 
 
 REPORT_FILE = "report.md"
@@ -69,9 +70,57 @@ def write_report(all_results: dict[str, dict[str, Any]], data: BehemothData, out
     for name, results in all_results.items():
         lines.append(f"| `{name}` | " + " | ".join(_value(results, key, fmt) for key, _, fmt in columns) + " |")
     lines += ["", *[f"![{plot.stem}]({plot.name})" for plot in plots], ""]
+    lines += _probe_section(all_results, output)
     report = output / REPORT_FILE
     report.write_text("\n".join(lines))
     return report
+
+
+def _probe_section(all_results: dict[str, dict[str, Any]], output: Path) -> list[str]:
+    """One table per probed split (rows: template x probe, columns: models) and a plot of the forget split."""
+    names = [name for name in probe_metric_names() if any(name in r for r in all_results.values())]
+    if not names:
+        return []
+    lines = [
+        "## Format and phrasing probes",
+        "",
+        "Accuracy when the same facts are asked through every template: `greedy` is the exact answer after the "
+        "template's prompt, `choice` whether the true object gives the most likely sentence among all objects of "
+        "the relation (chance 1 / objects). A forgotten fact should be at the oracle's level in every row; the "
+        "retain rows show how well the model reads each template at all.",
+        "",
+    ]
+    for split in PROBE_SPLITS:
+        mine = [name for name in names if name.startswith(f"{split}_")]
+        if not mine:
+            continue
+        lines += [
+            f"### {split}",
+            "",
+            "| probe | " + " | ".join(f"`{model}`" for model in all_results) + " |",
+            "|---" * (len(all_results) + 1) + "|",
+        ]
+        for name in mine:
+            label = name.removeprefix(f"{split}_").removesuffix("_accuracy").replace("_", " ")
+            lines.append(f"| {label} | " + " | ".join(_value(r, name, "{:.3f}") for r in all_results.values()) + " |")
+        lines.append("")
+    plot = _probe_plot(all_results, [name for name in names if name.startswith("forget_")], output)
+    return [*lines, f"![{plot.stem}]({plot.name})", ""]
+
+
+def _probe_plot(all_results: dict[str, dict[str, Any]], names: list[str], output: Path) -> Path:
+    figure, axis = plt.subplots(figsize=(1.6 + 0.9 * len(names), 3.6))
+    width = 0.8 / len(all_results)
+    for offset, (model, results) in enumerate(all_results.items()):
+        values = [results.get(name, {}).get("agg_value", np.nan) for name in names]
+        axis.bar(np.arange(len(names)) + offset * width, values, width, label=model)
+    labels = [name.removeprefix("forget_").removesuffix("_accuracy").replace("_", "\n") for name in names]
+    axis.set_xticks(np.arange(len(names)) + width * (len(all_results) - 1) / 2, labels, fontsize=8)
+    axis.set_ylim(0, 1.05)
+    axis.set_ylabel("forget-fact accuracy")
+    axis.legend(fontsize=8)
+    axis.set_title("Forget facts through every template")
+    return _save(figure, output / "probes.png")
 
 
 def _accuracy_plot(all_results: dict[str, dict[str, Any]], output: Path) -> Path:

@@ -51,7 +51,13 @@ def test_experiment_sweeps_selects_and_resumes(tmp_path, capsys):
         (("world: tiny", "world: huge"), "unknown config 'huge'"),
         (("seeds: [0, 1]", "seeds: [0, 1]\nlearning_rate: 1"), r"unknown key\(s\) \['learning_rate'\]"),
         (("common: {method: edit,", "common: {method: edits,"), r"`method` must be one of"),
-        (("kind: curve", "kind: pie"), "plot kind must be `curve` or `pareto`"),
+        (("kind: curve", "kind: pie"), "plot kind must be one of"),
+        (("seeds: [0, 1]", "seeds: [0, 1]\nattacks: {jailbreak: true}"), r"unknown attack\(s\) \['jailbreak'\]"),
+        (("seeds: [0, 1]", "seeds: [0, 1]\nattacks: {relearn: {steps: 3}}"), r"unknown key\(s\) \['steps'\] under"),
+        (("seeds: [0, 1]", "seeds: [0, 1]\nattacks: {quantize: {bits: [16]}}"), "`bits` must list values from"),
+        (("seeds: [0, 1]", "seeds: [0, 1]\nstart_bits: 1"), "`start_bits` must be one of"),
+        (("edit_locality, retain", "quantize_int4_forget_accuracy, retain"), "unknown metric 'quantize_int4_forget"),
+        (("lora_rank: 2}", "lora_rank: 2, num_requests: 0}"), "`num_requests` must be >= 1"),
     ],
 )
 def test_bad_experiment_files_fail_before_any_work(tmp_path, change, match):
@@ -59,3 +65,48 @@ def test_bad_experiment_files_fail_before_any_work(tmp_path, change, match):
     path.write_text(TINY_EXPERIMENT.replace(*change))
     with pytest.raises(ValueError, match=match):
         Experiment.load(path)
+
+
+TINY_ROBUSTNESS = """
+name: tiny_robustness
+description: gradient ascent on the tiny world in one shot or two requests, then attacked
+world: tiny
+preset: tiny
+pretrain_recipe: pretrain_tiny.yaml
+seeds: [0]
+common: {method: gradient_ascent, num_train_epochs: 5, per_device_train_batch_size: 8}
+select: forgetting
+table: [forget_accuracy, forget_sro_choice_accuracy, quantize_int4_forget_accuracy, relearn_retain_forget_accuracy]
+attacks:
+  probes: true
+  quantize: {bits: [4]}
+  relearn: {relearn_data: [retain], max_steps: 10, eval_steps: 5, learning_rate: 3.0e-4, batch_size: 8}
+variants:
+  - {name: one-shot, learning_rates: [3.0e-4]}
+  - {name: two-requests, args: {num_requests: 2}, learning_rates: [3.0e-4]}
+plots:
+  - {kind: requests, file: requests.png}
+"""
+
+
+def test_experiment_attacks_kept_runs_and_the_oracle_and_runs_requests_in_turn(tmp_path):
+    path = tmp_path / "tiny_robustness.yaml"
+    path.write_text(TINY_ROBUSTNESS)
+    output, work = tmp_path / "results", tmp_path / "work"
+    assert main(["experiment", str(path), "--output", str(output), "--work-dir", str(work)]) == 0
+    result = json.loads((output / "results.json").read_text())
+    for row in result["variants"]:
+        for metric in result["variants"][0]:
+            if metric.endswith("accuracy"):
+                assert 0 <= row[metric]["mean"] <= 1, (row["variant"], metric)
+    oracle = result["oracle"]
+    assert oracle["forget_accuracy"] <= 0.5 and oracle["quantize_int4_forget_accuracy"] <= 0.5
+    assert oracle["relearn_retain_forget_accuracy"] <= 0.5
+    one_shot, two = json.loads((output / "runs.json").read_text())
+    assert [p["requests"] for p in one_shot["requests_curve"]] == [0, 1]
+    assert [p["requests"] for p in two["requests_curve"]] == [0, 1, 2] and two["num_requests"] == 2
+    assert two["requests_curve"][1]["requested_forget_accuracy"] is not None
+    assert (work / "runs" / "tiny_robustness" / "two-requests-lr0.0003-seed0" / "request-2" / "config.json").exists()
+    table = (output / "results.md").read_text()
+    assert "| *oracle* | – |" in table and "quantize_int4_forget_accuracy" in table
+    assert (output / "requests.png").exists()

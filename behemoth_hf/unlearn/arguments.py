@@ -31,6 +31,10 @@ class UnlearningArguments(TrainingArguments):
             Facts whose likelihood the retain term preserves.
         num_edits (`int`, *optional*):
             Use only this many facts of `forget_split` (a seeded choice); None uses them all.
+        num_requests (`int`, defaults to 1):
+            Split the forget facts into this many subject-disjoint deletion requests (a fixed split per world)...
+        request (`int`, defaults to 1):
+            ... and unlearn only request number `request` (1-based); `behemoth sequential` runs them in turn.
 
     > Parameters of the losses (None: the method's OpenUnlearning default)
 
@@ -77,6 +81,8 @@ class UnlearningArguments(TrainingArguments):
     forget_split: str = field(default="forget", metadata={"help": "facts to unlearn or edit"})
     retain_split: str = field(default="retain", metadata={"help": "facts the retain term preserves"})
     num_edits: int | None = field(default=None, metadata={"help": "use only this many forget facts (seeded)"})
+    num_requests: int = field(default=1, metadata={"help": "split the forget facts into this many requests"})
+    request: int = field(default=1, metadata={"help": "which request (1-based) this run unlearns"})
     alpha: float | None = field(default=None, metadata={"help": "retain weight (None: method default)"})
     gamma: float | None = field(default=None, metadata={"help": "forget weight (None: method default)"})
     beta: float | None = field(default=None, metadata={"help": "NPO/SimNPO inverse temperature"})
@@ -124,6 +130,10 @@ class UnlearningArguments(TrainingArguments):
             raise ValueError(f"`beta` must be > 0, got {self.beta}")
         if self.num_edits is not None and self.num_edits < 1:
             raise ValueError(f"`num_edits` must be >= 1 or None, got {self.num_edits}")
+        if self.num_requests < 1:
+            raise ValueError(f"`num_requests` must be >= 1, got {self.num_requests}")
+        if not 1 <= self.request <= self.num_requests:
+            raise ValueError(f"`request` must be in [1, num_requests={self.num_requests}], got {self.request}")
         if self.lora_rank is not None and self.lora_rank < 1:
             raise ValueError(f"`lora_rank` must be >= 1 (or None for full updates), got {self.lora_rank}")
         if self.lora_targets not in LORA_TARGET_CHOICES:

@@ -35,6 +35,9 @@ from behemoth_hf.unlearn.restriction import (
 logger = logging.getLogger(__name__)
 
 RECORD_FILE = "unlearning_record.json"
+# Seed stream of the split into requests: a property of the world (config seed), not of a run's seed, so
+# every run of a sequence, and every seed of an experiment, sees the same requests.
+_REQUEST_STREAM = 41
 
 
 def edit_answers(args: UnlearningArguments, rows, data: BehemothData) -> list[str]:
@@ -67,7 +70,22 @@ def select_forget_rows(args: UnlearningArguments, data: BehemothData):
             raise ValueError(f"`num_edits` ({args.num_edits}) exceeds the {len(rows)} facts of `{args.forget_split}`")
         chosen = np.sort(np.random.default_rng([args.seed, 13]).permutation(len(rows))[: args.num_edits])
         rows = rows.select(chosen)
+    if args.num_requests > 1:
+        rows = rows.select(request_rows(rows, data.config.seed, args.num_requests)[args.request - 1])
     return rows
+
+
+def request_rows(rows, world_seed: int, num_requests: int) -> list[np.ndarray]:
+    """Row indices of each of `num_requests` deletion requests: the subjects of `rows` in a seeded order, cut
+    into near-equal groups, each request holding every row of its subjects (a user asks to delete a person)."""
+    subject_ids = np.asarray(rows["subject_id"])
+    subjects = np.unique(subject_ids)
+    if num_requests > len(subjects):
+        raise ValueError(
+            f"`num_requests` ({num_requests}) exceeds the {len(subjects)} subjects of the facts to unlearn"
+        )
+    order = np.random.default_rng([world_seed, _REQUEST_STREAM]).permutation(subjects)
+    return [np.flatnonzero(np.isin(subject_ids, group)) for group in np.array_split(order, num_requests)]
 
 
 def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
@@ -112,6 +130,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "dataset_config": data.config.name,
         "dataset_fingerprint": data.fingerprint,
         "forget_split": args.forget_split,
+        "request": {"request": args.request, "num_requests": args.num_requests},
         "num_forget_examples": len(forget),
         "hyperparameters": {
             name: getattr(args, name)

@@ -1,0 +1,91 @@
+"""The attacks an experiment file asks for (`attacks:`), as metrics added to a run's summary.
+
+```yaml
+attacks:
+  probes: true                      # every `{split}_{template}_{greedy|choice}_accuracy`
+  quantize: {bits: [8, 4]}          # `quantize_int{bits}_{metric}`
+  relearn: {max_steps: 30}          # `relearn_{set}_{metric}` after the last step
+```
+`quantize` and `relearn` take the fields of `QuantizeArguments` / `RelearnArguments` other than the
+model, dataset, oracle and output folder.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from behemoth_hf.attacks.quantize import REPORTED, QuantizeArguments, run_quantize
+from behemoth_hf.attacks.relearn import CURVE_METRICS, RelearnArguments, run_relearn
+from behemoth_hf.probes import probe_metric_names
+
+
+ATTACKS = ("probes", "quantize", "relearn")
+_SET_BY_RUNNER = {"model", "dataset", "output_dir", "oracle"}
+_VALIDATION_FOLDER = "/nonexistent/behemoth-attack-check"
+
+
+def _arguments(name: str, options: dict[str, Any], **paths: Any):
+    arguments_class = {"quantize": QuantizeArguments, "relearn": RelearnArguments}[name]
+    fields = set(arguments_class.__dataclass_fields__) - _SET_BY_RUNNER
+    unknown = sorted(set(options) - fields)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} under `attacks.{name}`; allowed: {', '.join(sorted(fields))}")
+    return arguments_class(**paths, **options)
+
+
+def validate_attacks(attacks: dict[str, Any]) -> list[str]:
+    """Check an `attacks:` mapping (before any work) and return the metric names it adds."""
+    unknown = sorted(set(attacks) - set(ATTACKS))
+    if unknown:
+        raise ValueError(f"unknown attack(s) {unknown}; allowed: {', '.join(ATTACKS)}")
+    names: list[str] = []
+    if attacks.get("probes"):
+        names += probe_metric_names()
+    for name in ("quantize", "relearn"):
+        if name not in attacks:
+            continue
+        options = attacks[name] or {}
+        if not isinstance(options, dict):
+            raise ValueError(f"`attacks.{name}` must be a mapping of its arguments, got {options!r}")
+        args = _arguments(name, options, model=[], oracle=None, dataset="unused", output_dir=_VALIDATION_FOLDER)
+        if name == "quantize":
+            names += [f"quantize_int{bits}_{metric}" for bits in args.bits for metric in REPORTED]
+        else:
+            names += [f"relearn_{kind}_{metric}" for kind in args.relearn_data for metric in CURVE_METRICS]
+    return names
+
+
+def run_attacks(attacks: dict[str, Any], model: str, dataset: str, output: Path, *, is_oracle: bool = False) -> dict:
+    """Run every requested attack on one model folder (outputs under `output`, reused when complete) and return
+    the metrics it adds. `is_oracle` attacks the folder as the oracle (its reference role in the tables)."""
+    from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
+
+    added: dict[str, float] = {}
+    paths = {"model": [] if is_oracle else [model], "oracle": model if is_oracle else None, "dataset": dataset}
+    name = "oracle" if is_oracle else Path(model).resolve().name
+    if attacks.get("probes"):
+        folder = output / "probes"
+        summary_file = folder / Path(model).resolve().name / "BEHEMOTH_SUMMARY.json"
+        if not summary_file.exists():
+            run_evaluation(EvaluationArguments(model=[model], dataset=dataset, output_dir=str(folder), probes=True))
+        summary = json.loads(summary_file.read_text())
+        added.update({metric: summary[metric] for metric in probe_metric_names() if metric in summary})
+    if "quantize" in attacks:
+        folder = output / "quantize"
+        if not (folder / "quantize.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt
+            run_quantize(_arguments("quantize", attacks["quantize"] or {}, output_dir=str(folder), **paths))
+        for setting, values in json.loads((folder / "quantize.json").read_text())["models"][name].items():
+            if setting != "full":
+                added.update({f"quantize_{setting}_{metric}": value for metric, value in values.items()})
+    if "relearn" in attacks:
+        folder = output / "relearn"
+        if not (folder / "relearn.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt
+            run_relearn(_arguments("relearn", attacks["relearn"] or {}, output_dir=str(folder), **paths))
+        for kind, curve in json.loads((folder / "relearn.json").read_text())["curves"][name].items():
+            added.update({f"relearn_{kind}_{metric}": curve[metric][-1] for metric in CURVE_METRICS})
+    return added
