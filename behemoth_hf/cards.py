@@ -59,3 +59,22 @@ def write_unlearning_card(folder: Path, record: dict[str, Any]) -> None:
         **record,
     )
     (folder / "README.md").write_text(str(card))
+
+
+def write_quantized_card(folder: Path, model_name: str, source: Path, record: dict[str, Any]) -> None:
+    """README.md for a quantization round trip: the source model's card, tagged, with what was done on top."""
+    source_card = source / "README.md"
+    card = ModelCard.load(source_card) if source_card.is_file() else ModelCard(str(ModelCardData()))
+    tags = [*(card.data.tags or []), "quantized", f"rtn-int{record['bits']}"]
+    card.data.tags = list(dict.fromkeys(tags))
+    card.data.base_model = source.resolve().name
+    card.data.model_name = model_name
+    group = record["group_size"] or "one per output channel"
+    note = (
+        f"\n> [!NOTE]\n> `{source.resolve().name}` with every linear layer except the output embedding round-tripped "
+        f"through {record['bits']}-bit {record['scheme']} quantization (scales per group of {group} input columns) "
+        "by `behemoth attack quantize`; the weights are stored de-quantized in float. Details in "
+        "`quantization_record.json`.\n"
+    )
+    card.text = note + card.text
+    (folder / "README.md").write_text(str(card))

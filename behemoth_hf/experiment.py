@@ -31,6 +31,7 @@ from behemoth_hf import metrics
 from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.config import make_config
 from behemoth_hf.quickstart import prepare_world
+from behemoth_hf.attacks.relearn import plot_relearn_curves
 from behemoth_hf.sequential import plot_curves
 
 
@@ -46,7 +47,7 @@ DERIVED = {
 }
 
 
-PLOT_KINDS = ("curve", "pareto", "requests")
+PLOT_KINDS = ("curve", "pareto", "requests", "relearn")
 
 
 def _hmean(*values: float) -> float:
@@ -130,6 +131,8 @@ class Experiment:
         for plot in self.plots:
             if plot.get("kind") not in PLOT_KINDS:
                 raise ValueError(f"plot kind must be one of {list(PLOT_KINDS)}, got {plot.get('kind')!r}")
+            if plot["kind"] == "relearn" and "relearn" not in self.attacks:
+                raise ValueError("a `relearn` plot needs the relearn attack (`attacks: {relearn: ...}`)")
             if not plot.get("file"):
                 raise ValueError(f"every plot needs a `file` name, got {plot}")
         # Build every run's arguments once now, so a typo fails before any training.
@@ -175,7 +178,7 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
     """Run (or resume) the experiment; the table, run list and plots go to `output_dir`, the world, models and
     per-run outputs to `work_dir` (default `output_dir/work`)."""
     from behemoth_hf.attacks.quantize import write_quantized
-    from behemoth_hf.attacks.suite import run_attacks
+    from behemoth_hf.attacks.suite import relearn_curves, run_attacks
     from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
 
     experiment = Experiment.load(path)
@@ -218,10 +221,13 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
                 if (record["variant"], record["learning_rate"]) == (row["variant"], row["learning_rate"]):
                     folder = attacks_root / f"{record['variant']}-lr{record['learning_rate']}-seed{record['seed']}"
                     record["metrics"].update(run_attacks(experiment.attacks, str(model_folder), str(data), folder))
-        oracle_summary.update(
-            run_attacks(experiment.attacks, str(oracle), str(data), attacks_root / "oracle", is_oracle=True)
-        )
+                    if "relearn" in experiment.attacks:
+                        record["relearn_curves"] = relearn_curves(folder, model_folder.resolve().name)
+        oracle_folder = attacks_root / "oracle"
+        oracle_summary.update(run_attacks(experiment.attacks, str(oracle), str(data), oracle_folder, is_oracle=True))
         result = _summarise(experiment, records, reference_summary, oracle_summary)
+        if "relearn" in experiment.attacks:
+            result["oracle_relearn_curves"] = relearn_curves(oracle_folder, "oracle")
     (output / "runs.json").write_text(json.dumps(records, indent=2, default=float) + "\n")
     (output / "results.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     _write_table(experiment, result, output)
@@ -359,6 +365,9 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         if plot["kind"] == "requests":
             plot_curves(_mean_curves(experiment, records, result), root / plot["file"])
             continue
+        if plot["kind"] == "relearn":
+            plot_relearn_curves(_mean_relearn_curves(records, result), root / plot["file"])
+            continue
         figure, axis = plt.subplots(figsize=(6, 4))
         if plot["kind"] == "curve":
             names = [row["variant"] for row in result["variants"]]
@@ -383,11 +392,35 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         plt.close(figure)
 
 
+def _kept(records: list[dict], row: dict) -> list[dict]:
+    return [r for r in records if (r["variant"], r["learning_rate"]) == (row["variant"], row["learning_rate"])]
+
+
+def _mean_relearn_curves(records: list[dict], result: dict[str, Any]) -> dict[str, dict]:
+    """Per variant, its kept runs' relearning curves averaged over seeds, and the oracle's."""
+    curves = {}
+    for row in result["variants"]:
+        kept = [r["relearn_curves"] for r in _kept(records, row)]
+        curves[row["variant"]] = {
+            kind: {
+                **first,
+                **{
+                    metric: np.mean([run[kind][metric] for run in kept], axis=0).tolist()
+                    for metric in first
+                    if metric not in ("step", "relearn_facts", "scored_facts")
+                },
+            }
+            for kind, first in kept[0].items()
+        }
+    curves["oracle"] = result["oracle_relearn_curves"]
+    return curves
+
+
 def _mean_curves(experiment: Experiment, records: list[dict], result: dict[str, Any]) -> dict[str, dict]:
     """Per variant, its kept runs' requests curves averaged over seeds (None where a point has no facts)."""
     curves = {}
     for row in result["variants"]:
-        kept = [r for r in records if (r["variant"], r["learning_rate"]) == (row["variant"], row["learning_rate"])]
+        kept = _kept(records, row)
         points = []
         for index, first in enumerate(kept[0]["requests_curve"]):
             point = {"requests": first["requests"]}

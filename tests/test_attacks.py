@@ -104,6 +104,10 @@ def test_quantization_restores_facts_unlearned_from_a_quantized_checkpoint(world
     assert oracle["int4"]["retain_accuracy"] >= 0.9
     record = json.loads((output / "models" / "ga-int4" / "quantization_record.json").read_text())
     assert record["bits"] == 4 and record["group_size"] == 128 and record["source_model"] == world["ga"]
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(output / "models" / "ga-int4" / "README.md")
+    assert "rtn-int4" in card.data.tags and "gradient_ascent" in card.data.tags and card.data.base_model == "ga"
     assert (output / "evaluation" / "report.md").exists() and "| `oracle` | int4 |" in (
         output / "quantize.md"
     ).read_text()

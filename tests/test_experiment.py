@@ -86,6 +86,7 @@ variants:
   - {name: two-requests, args: {num_requests: 2}, learning_rates: [3.0e-4]}
 plots:
   - {kind: requests, file: requests.png}
+  - {kind: relearn, file: relearn.png}
 """
 
 
@@ -109,4 +110,5 @@ def test_experiment_attacks_kept_runs_and_the_oracle_and_runs_requests_in_turn(t
     assert (work / "runs" / "tiny_robustness" / "two-requests-lr0.0003-seed0" / "request-2" / "config.json").exists()
     table = (output / "results.md").read_text()
     assert "| *oracle* | – |" in table and "quantize_int4_forget_accuracy" in table
-    assert (output / "requests.png").exists()
+    assert (output / "requests.png").exists() and (output / "relearn.png").exists()
+    assert result["oracle_relearn_curves"]["retain"]["step"] == [0, 5, 10]

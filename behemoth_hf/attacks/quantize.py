@@ -21,6 +21,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.pytorch_utils import Conv1D
 
+from behemoth_hf.cards import write_quantized_card
 from behemoth_hf.staging import staged_directory
 
 
@@ -90,6 +91,7 @@ def write_quantized(model_path: str | Path, output: str | Path, bits: int, group
     with staged_directory(output) as staging:
         model.save_pretrained(staging)
         AutoTokenizer.from_pretrained(model_path).save_pretrained(staging)
+        write_quantized_card(staging, output.name, Path(model_path), record)
         (staging / QUANTIZATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return output
 

@@ -16,7 +16,6 @@ reaches is what the relearning set teaches by itself (chance, in a world of inde
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,8 +29,6 @@ from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.unlearn.data import encode_examples
 
-
-logger = logging.getLogger(__name__)
 
 RELEARN_DATA = ("retain", "forget", "subject")
 CURVE_METRICS = ("forget_accuracy", "forget_Q_A_Prob", "retain_accuracy")
@@ -236,12 +233,13 @@ def run_relearn(args: RelearnArguments) -> dict[str, Any]:
         rows=rows,
         columns=CURVE_METRICS,
     )
-    _plot(curves, output / "relearn.png")
+    plot_relearn_curves(curves, output / "relearn.png")
     (output / "relearn.json").write_text(json.dumps(summary, indent=2) + "\n")  # last: marks the attack complete
     return summary
 
 
-def _plot(curves: dict[str, dict[str, dict]], path: Path) -> None:
+def plot_relearn_curves(curves: dict[str, dict[str, dict]], path: Path) -> None:
+    """Held-out forget accuracy per step, one panel per relearning set, one line per model (oracle dashed)."""
     import matplotlib
 
     matplotlib.use("Agg")

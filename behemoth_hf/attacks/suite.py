@@ -86,6 +86,11 @@ def run_attacks(attacks: dict[str, Any], model: str, dataset: str, output: Path,
         if not (folder / "relearn.json").exists():
             shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt
             run_relearn(_arguments("relearn", attacks["relearn"] or {}, output_dir=str(folder), **paths))
-        for kind, curve in json.loads((folder / "relearn.json").read_text())["curves"][name].items():
+        for kind, curve in relearn_curves(output, name).items():
             added.update({f"relearn_{kind}_{metric}": curve[metric][-1] for metric in CURVE_METRICS})
     return added
+
+
+def relearn_curves(output: Path, name: str) -> dict[str, dict]:
+    """The relearning curves `run_attacks` wrote under `output` for the model named `name` (oracle: "oracle")."""
+    return json.loads((output / "relearn" / "relearn.json").read_text())["curves"][name]
