@@ -21,6 +21,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoTokenizer
 from transformers.pytorch_utils import Conv1D
 
+from behemoth_hf.attacks.targets import AttackTargets
 from behemoth_hf.cards import write_quantized_card
 from behemoth_hf.staging import staged_directory
 
@@ -97,7 +98,7 @@ def write_quantized(model_path: str | Path, output: str | Path, bits: int, group
 
 
 @dataclass
-class QuantizeArguments:
+class QuantizeArguments(AttackTargets):
     """Arguments of `behemoth attack quantize`.
 
     Args:
@@ -117,17 +118,11 @@ class QuantizeArguments:
             Sequences per forward pass in evaluation.
     """
 
-    model: list[str] = field(metadata={"help": "unlearned model folder(s)"})
-    dataset: str = field(metadata={"help": "their dataset: folder or named config"})
-    output_dir: str = field(metadata={"help": "quantized models, evaluation, tables", "aliases": ["--output"]})
-    oracle: str | None = field(default=None, metadata={"help": "retain oracle model folder (quantized too)"})
     bits: list[int] = field(default_factory=lambda: [8, 4], metadata={"help": "integer widths"})
     group_size: int | None = field(default=128, metadata={"help": "columns per scale; None: per output channel"})
     batch_size: int = field(default=256, metadata={"help": "sequences per forward pass"})
 
     def __post_init__(self):
-        if isinstance(self.model, str):
-            self.model = [self.model]
         if isinstance(self.bits, int):
             self.bits = [self.bits]
         bad = [bits for bits in self.bits if bits not in ALLOWED_BITS]
@@ -135,11 +130,7 @@ class QuantizeArguments:
             raise ValueError(f"`bits` must list values from {list(ALLOWED_BITS)}, got {self.bits}")
         if self.group_size is not None and self.group_size < 1:
             raise ValueError(f"`group_size` must be >= 1 or None (per output channel), got {self.group_size}")
-        for path in [*self.model, *([self.oracle] if self.oracle else [])]:
-            if not (Path(path) / "config.json").is_file():
-                raise FileNotFoundError(f"`model`/`oracle` {path} is not a saved model folder (no config.json)")
-        if Path(self.output_dir).exists() and any(Path(self.output_dir).iterdir()):
-            raise FileExistsError(f"`output_dir` {self.output_dir} is not empty; choose a new folder")
+        super().__post_init__()
 
 
 def run_quantize(args: QuantizeArguments) -> dict[str, Any]:
@@ -147,14 +138,8 @@ def run_quantize(args: QuantizeArguments) -> dict[str, Any]:
     from behemoth_hf.attacks.tables import write_attack_table
     from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
 
-    if not args.model and not args.oracle:
-        raise ValueError("give at least one `model` (or an `oracle`) to attack")
+    sources = args.named_targets()
     output = Path(args.output_dir)
-    sources = {Path(path).resolve().name: path for path in args.model}
-    if len(sources) != len(args.model) or "oracle" in sources:
-        raise ValueError(f"`model` folders need distinct names other than 'oracle', got {list(sources)}")
-    if args.oracle:
-        sources["oracle"] = args.oracle
     quantized: dict[str, dict[int, str]] = {name: {} for name in sources}
     for name, path in sources.items():
         for bits in args.bits:

@@ -25,6 +25,7 @@ import numpy as np
 from datasets import concatenate_datasets
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
+from behemoth_hf.attacks.targets import AttackTargets
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.unlearn.data import encode_examples
@@ -38,7 +39,7 @@ RETAIN_SAMPLE = 200
 
 
 @dataclass
-class RelearnArguments:
+class RelearnArguments(AttackTargets):
     """Arguments of `behemoth attack relearn`.
 
     Args:
@@ -66,10 +67,6 @@ class RelearnArguments:
             Seed of the forget-fraction draw and of training.
     """
 
-    model: list[str] = field(metadata={"help": "unlearned model folder(s)"})
-    dataset: str = field(metadata={"help": "their dataset: folder or named config"})
-    output_dir: str = field(metadata={"help": "relearn.json/.md/.png", "aliases": ["--output"]})
-    oracle: str | None = field(default=None, metadata={"help": "retain oracle model folder (relearned too)"})
     relearn_data: list[str] = field(
         default_factory=lambda: list(RELEARN_DATA), metadata={"help": "relearning sets: retain, forget, subject"}
     )
@@ -81,8 +78,6 @@ class RelearnArguments:
     seed: int = field(default=0, metadata={"help": "seed of the draws and of training"})
 
     def __post_init__(self):
-        if isinstance(self.model, str):
-            self.model = [self.model]
         if isinstance(self.relearn_data, str):
             self.relearn_data = [self.relearn_data]
         bad = [kind for kind in self.relearn_data if kind not in RELEARN_DATA]
@@ -95,11 +90,7 @@ class RelearnArguments:
                 raise ValueError(f"`{name}` must be >= 1, got {getattr(self, name)}")
         if self.learning_rate <= 0:
             raise ValueError(f"`learning_rate` must be > 0, got {self.learning_rate}")
-        for path in [*self.model, *([self.oracle] if self.oracle else [])]:
-            if not (Path(path) / "config.json").is_file():
-                raise FileNotFoundError(f"`model`/`oracle` {path} is not a saved model folder (no config.json)")
-        if Path(self.output_dir).exists() and any(Path(self.output_dir).iterdir()):
-            raise FileExistsError(f"`output_dir` {self.output_dir} is not empty; choose a new folder")
+        super().__post_init__()
 
 
 def relearn_split(data: BehemothData, kind: str, forget_fraction: float, seed: int) -> tuple[Any, Any]:
@@ -196,21 +187,15 @@ def run_relearn(args: RelearnArguments) -> dict[str, Any]:
     """Relearn every model (and the oracle) on every set; write the curves, a table and a plot."""
     from behemoth_hf.attacks.tables import write_attack_table
 
-    if not args.model and not args.oracle:
-        raise ValueError("give at least one `model` (or an `oracle`) to attack")
-    sources = {Path(path).resolve().name: path for path in args.model}
-    if len(sources) != len(args.model) or "oracle" in sources:
-        raise ValueError(f"`model` folders need distinct names other than 'oracle', got {list(sources)}")
+    sources = args.named_targets()
     data = open_dataset(args.dataset)
     output = Path(args.output_dir)
-    if args.oracle:
-        sources["oracle"] = args.oracle
     curves = {
         name: {kind: relearn_curve(path, data, kind, args, output / "trainer") for kind in args.relearn_data}
         for name, path in sources.items()
     }
     settings = {k: v for k, v in vars(args).items() if k not in ("model", "oracle", "output_dir")}
-    summary = {"dataset": data.source, "models": dict(zip(sources, [*args.model, args.oracle])), **settings}
+    summary = {"dataset": data.source, "models": sources, **settings}
     summary["curves"] = curves
     output.mkdir(parents=True, exist_ok=True)
     rows = {
