@@ -28,10 +28,10 @@ import yaml
 from scipy.stats import hmean
 
 from behemoth_hf import metrics
+from behemoth_hf.attacks.relearn import plot_relearn_curves
 from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.config import make_config
 from behemoth_hf.quickstart import prepare_world
-from behemoth_hf.attacks.relearn import plot_relearn_curves
 from behemoth_hf.sequential import plot_curves
 
 
@@ -217,9 +217,9 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
     if experiment.attacks:
         attacks_root = root / "attacks" / experiment.name
         for row in result["variants"]:
-            for record, model_folder in zip(records, model_folders):
-                if (record["variant"], record["learning_rate"]) == (row["variant"], row["learning_rate"]):
-                    folder = attacks_root / f"{record['variant']}-lr{record['learning_rate']}-seed{record['seed']}"
+            for run, record, model_folder in zip(runs, records, model_folders):
+                if _is_kept(record, row):
+                    folder = attacks_root / run["folder"].name
                     record["metrics"].update(run_attacks(experiment.attacks, str(model_folder), str(data), folder))
                     if "relearn" in experiment.attacks:
                         record["relearn_curves"] = relearn_curves(folder, model_folder.resolve().name)
@@ -363,7 +363,7 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
 
     for plot in experiment.plots:
         if plot["kind"] == "requests":
-            plot_curves(_mean_curves(experiment, records, result), root / plot["file"])
+            plot_curves(_mean_curves(records, result), root / plot["file"])
             continue
         if plot["kind"] == "relearn":
             plot_relearn_curves(_mean_relearn_curves(records, result), root / plot["file"])
@@ -392,8 +392,13 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         plt.close(figure)
 
 
+def _is_kept(record: dict, row: dict) -> bool:
+    """Is `record` a run of the learning rate its variant's table row kept?"""
+    return (record["variant"], record["learning_rate"]) == (row["variant"], row["learning_rate"])
+
+
 def _kept(records: list[dict], row: dict) -> list[dict]:
-    return [r for r in records if (r["variant"], r["learning_rate"]) == (row["variant"], row["learning_rate"])]
+    return [record for record in records if _is_kept(record, row)]
 
 
 def _mean_relearn_curves(records: list[dict], result: dict[str, Any]) -> dict[str, dict]:
@@ -416,7 +421,7 @@ def _mean_relearn_curves(records: list[dict], result: dict[str, Any]) -> dict[st
     return curves
 
 
-def _mean_curves(experiment: Experiment, records: list[dict], result: dict[str, Any]) -> dict[str, dict]:
+def _mean_curves(records: list[dict], result: dict[str, Any]) -> dict[str, dict]:
     """Per variant, its kept runs' requests curves averaged over seeds (None where a point has no facts)."""
     curves = {}
     for row in result["variants"]:
