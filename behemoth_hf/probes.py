@@ -72,9 +72,8 @@ def sentence_scores(model, tokenizer, texts: list[str], batch_size: int) -> np.n
     return -score_answers(model, tokenizer, list(first_words), list(rests), batch_size=batch_size).nll
 
 
-def choice_correct(model, data: BehemothData, rows, template: str, batch_size: int) -> np.ndarray:
+def choice_correct(model, data: BehemothData, lexicon: Lexicon, rows, template: str, batch_size: int) -> np.ndarray:
     """Per fact: does the true object give the most likely sentence of `template` among the relation's objects?"""
-    lexicon = Lexicon(data.config)
     relation_ids = np.asarray(rows["relation_id"])
     object_ids = np.asarray(rows["object_id"])
     correct = np.zeros(len(rows), bool)
@@ -104,6 +103,7 @@ def greedy_correct(model, data: BehemothData, rows, template: str, batch_size: i
 def run_probes(model, data: BehemothData, batch_size: int = 256) -> dict[str, tuple[np.ndarray, list[int]]]:
     """Every probe on every probe split: metric name -> (per-fact correctness, fact ids)."""
     results = {}
+    lexicon = Lexicon(data.config)  # built once: every choice probe draws its candidates from it
     for split, rows in probe_rows(data).items():
         fact_ids = list(rows["fact_id"])
         for template in TEMPLATE_NAMES:
@@ -113,7 +113,7 @@ def run_probes(model, data: BehemothData, batch_size: int = 256) -> dict[str, tu
                     fact_ids,
                 )
             results[f"{split}_{template}_choice_accuracy"] = (
-                choice_correct(model, data, rows, template, batch_size),
+                choice_correct(model, data, lexicon, rows, template, batch_size),
                 fact_ids,
             )
     return results
