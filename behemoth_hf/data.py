@@ -7,8 +7,10 @@ converts or holds it whole. The tokenizer is checked against the dataset before 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,10 +18,11 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
+from safetensors import SafetensorError
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from behemoth_hf.config import NAMED_CONFIGS, BehemothConfig, make_config
-from behemoth_hf.generate import DATA_DIR, METADATA_FILE, TOKENIZER_DIR
+from behemoth_hf.generate import DATA_DIR, METADATA_FILE, TOKENIZER_DIR, sha256_file
 from behemoth_hf.lexicon import Lexicon
 from behemoth_hf.splits import TRAIN
 from behemoth_hf.tokenizer import build_tokenizer, load_tokenizer, world_info
@@ -92,8 +95,12 @@ def check_tokenizer(tokenizer: PreTrainedTokenizerBase, config: BehemothConfig) 
 
 
 def _open_folder(path: Path) -> BehemothData:
-    metadata = json.loads((path / METADATA_FILE).read_text())
-    config = BehemothConfig(name=metadata["config_name"], **metadata["world"])
+    try:
+        metadata = json.loads((path / METADATA_FILE).read_text())
+        config = BehemothConfig(name=metadata["config_name"], **metadata["world"])
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise ValueError(f"`dataset` {path}: {METADATA_FILE} is damaged ({error}); regenerate the folder") from None
+    verify_files(path, metadata["files"])
     if config.fingerprint() != metadata["fingerprint"]:
         raise ValueError(
             f"{path} was written by another generator version (fingerprint {metadata['fingerprint']}, "
@@ -116,6 +123,42 @@ def _open_folder(path: Path) -> BehemothData:
         tokenizer=load_tokenizer(str(path / TOKENIZER_DIR)),
         _train_files=sorted(data_dir.glob(f"{TRAIN}-*.parquet")),
     )
+
+
+def _verification_stamp(path: Path, names: list[str]) -> Path:
+    """Where a successful check of `path`'s files is remembered: keyed on the folder, and each file's size, mtime
+    and inode, so any change to a file (or a copy elsewhere) is checked again."""
+    stats = []
+    for name in names:
+        status = (path / name).stat()
+        stats.append([name, status.st_size, status.st_mtime_ns, status.st_ino])
+    key = hashlib.sha256(json.dumps([str(path.resolve()), stats]).encode()).hexdigest()
+    cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return Path(os.environ.get("BEHEMOTH_CACHE", cache_home / "behemoth_hf")) / "verified" / key
+
+
+def verify_files(path: Path, hashes: dict[str, str]) -> None:
+    """Refuse a generated folder whose files are missing or differ from the SHA-256 sums in its metadata.
+
+    A folder once verified is not hashed again until one of its files changes (a 4.6 GB corpus takes ~15 s).
+    """
+    missing = [name for name in hashes if not (path / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"`dataset` {path} is incomplete: {missing[0]} is missing ({len(missing)} file(s))")
+    stamp = _verification_stamp(path, sorted(hashes))
+    if stamp.is_file():
+        return
+    for name, expected in sorted(hashes.items()):
+        if sha256_file(path / name) != expected:
+            raise ValueError(
+                f"`dataset` {path}: {name} does not match the SHA-256 in {METADATA_FILE} (damaged or edited); "
+                "regenerate the folder with `behemoth generate`"
+            )
+    try:
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.touch()
+    except OSError:
+        logger.info("could not remember the check of %s in %s; it will be hashed again", path, stamp)
 
 
 def _open_named(name: str) -> BehemothData:
@@ -144,7 +187,10 @@ def load_model(data: BehemothData, model_path: str):
         check_tokenizer(tokenizer, data.config)
     except ValueError as error:
         raise ValueError(f"`model` {model_path} does not match `dataset` {data.source}: {error}") from None
-    model = AutoModelForCausalLM.from_pretrained(model_path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_path)
+    except (OSError, ValueError, RuntimeError, SafetensorError) as error:
+        raise ValueError(f"`model` {model_path}: its weights cannot be read ({error}); is the folder damaged?") from None
     if model.get_input_embeddings().num_embeddings < len(tokenizer):
         raise ValueError(f"`model` {model_path} has fewer embeddings than its tokenizer has tokens")
     return model, tokenizer

@@ -22,11 +22,13 @@ from behemoth_hf import metrics
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.probes import probe_metric_names, run_probes
 from behemoth_hf.scoring import AnswerScores, score_answers
+from behemoth_hf.staging import check_output, staged_output
 
 
 logger = logging.getLogger(__name__)
 
 RESULTS_NAME = "BEHEMOTH"
+SUMMARY_FILE = "summary.json"  # written last: the record of a finished evaluation folder
 ACCURACY_SPLITS = ("forget", "retain", "dependent", "paraphrase", "holdout")
 # Every aggregate metric `ModelEvaluator` can write (those needing a split, an oracle or a base model may be absent).
 METRIC_NAMES = (
@@ -86,6 +88,7 @@ class EvaluationArguments:
     batch_size: int = field(default=256, metadata={"help": "sequences per forward pass"})
     mia_k: float = field(default=0.4, metadata={"help": "min-k% fraction"})
     probes: bool = field(default=False, metadata={"help": "probe facts through every template (format attack)"})
+    overwrite: bool = field(default=False, metadata={"help": "replace a finished output_dir of `behemoth evaluate`"})
 
     def __post_init__(self):
         if isinstance(self.model, str):
@@ -265,10 +268,8 @@ def _evaluator(path: str, data: BehemothData, args: EvaluationArguments) -> Mode
 
 def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     """Evaluate every model (and the oracle when it is a model folder); write results, report and plots."""
-    from behemoth_hf.report import write_report
-
+    output = check_output(args.output_dir, SUMMARY_FILE, overwrite=args.overwrite)
     data = open_dataset(args.dataset)
-    output = Path(args.output_dir)
     names = [Path(path).resolve().name for path in args.model]
     oracle_is_model = args.oracle is not None and Path(args.oracle).is_dir()
     if len(set(names)) != len(names) or (oracle_is_model and "oracle" in names):
@@ -289,10 +290,20 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
         results = _evaluator(path, data, args).evaluate(base_predictions)
         add_reference_metrics(results, oracle_results)
         all_results[name] = results
+    with staged_output(output, SUMMARY_FILE, overwrite=args.overwrite) as staging:
+        _write_evaluation(staging, all_results, data, args, names)
+    return all_results
+
+
+def _write_evaluation(output: Path, all_results: dict[str, dict[str, Any]], data, args, names: list[str]) -> None:
+    """Results per model, the report and plots, then `summary.json`, the record of a finished evaluation."""
+    from behemoth_hf.report import write_report
+
     for name, results in all_results.items():
         metrics.write_results(results, output / name, RESULTS_NAME)
+    write_report(all_results, data, output)
     summaries = {name: metrics.summary(results) for name, results in all_results.items()}
-    (output / "summary.json").write_text(
+    (output / SUMMARY_FILE).write_text(
         json.dumps(
             {
                 "dataset": data.source,
@@ -307,5 +318,3 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
         )
         + "\n"
     )
-    write_report(all_results, data, output)
-    return all_results

@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 
 from behemoth_hf.config import GENERATOR_VERSION
 from behemoth_hf.generate import write_sharded
-from behemoth_hf.staging import staged_directory
+from behemoth_hf.staging import check_output, refuse_unsafe_path, staged_output
 
 
 logger = logging.getLogger(__name__)
@@ -158,7 +158,7 @@ def export_openunlearning(
     The prompt template is checked with `tokenizer` (default: the world's own tokenizer); a `DatasetDict`
     without one skips that check.
     """
-    output = _new_output(output_dir, "output_dir", overwrite)
+    output = check_output(output_dir, EXPORT_METADATA_FILE, overwrite=overwrite)
     source = _load_source(dataset, tokenizer)
     names = _config_names(source, forget_name=forget_name, retain_name=retain_name, holdout_name=holdout_name)
     configs, descriptions = _openunlearning_configs(source, names)
@@ -170,7 +170,7 @@ def export_openunlearning(
     else:
         logger.warning("no tokenizer given: the OpenUnlearning template tags were not checked against the vocabulary")
 
-    with staged_directory(output) as staging:
+    with staged_output(output, EXPORT_METADATA_FILE, overwrite=overwrite) as staging:
         for name, table in configs.items():
             (staging / name).mkdir()
             write_sharded(staging / name, OU_SPLIT, [table], table.num_rows, table.schema)
@@ -411,7 +411,15 @@ def export_easyedit(
     the answer the edit should propagate to (`propagated_answer`); otherwise it is `{}`, EasyEdit's
     empty value. `case_id` is the fact id, to join results back to the world.
     """
-    output = _new_output(output_file, "output_file", overwrite)
+    output = refuse_unsafe_path(output_file, "output_file")
+    if output.exists():
+        if not overwrite:
+            raise FileExistsError(f"`output_file` {output} already exists; pass overwrite=True (--overwrite) to replace")
+        if not _is_easyedit_file(output):
+            raise FileExistsError(
+                f"`output_file` {output} is not an EasyEdit export of ours (a JSON list of requests with `case_id`): "
+                "refusing to replace it"
+            )
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"`seed` must be a non-negative integer, got {seed!r}")
     source = _load_source(dataset, extra_splits=(split,))
@@ -451,14 +459,8 @@ def export_easyedit(
             }
         records.append(record)
 
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = output.parent / f".{output.name}.partial-{os.getpid()}"
-    try:
+    with staged_output(output, None, overwrite=overwrite, parameter="output_file") as staging:
         staging.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n")
-        os.replace(staging, output)
-    except BaseException:
-        staging.unlink(missing_ok=True)
-        raise
     logger.info("wrote %d EasyEdit requests from %r to %s", len(records), split, output)
     return output
 
@@ -513,13 +515,12 @@ def _dependents(source: _Source) -> dict[int, list[tuple[str, str]]]:
 
 
 # ---------------------------------------------------------------------------------------------- shared plumbing
-def _new_output(path: str | os.PathLike, parameter: str, overwrite: bool) -> Path:
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"`{parameter}` must be a path, got {type(path).__name__}")
-    output = Path(path)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"`{parameter}` {output} already exists; pass overwrite=True (--overwrite) to replace")
-    return output
+def _is_easyedit_file(path: Path) -> bool:
+    try:
+        records = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(records, list) and all(isinstance(r, dict) and "case_id" in r for r in records)
 
 
 def _load_source(dataset: Any, tokenizer: Any | None = None, extra_splits: tuple[str, ...] = ()) -> _Source:

@@ -25,7 +25,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
 from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
-from behemoth_hf.staging import staged_directory
+from behemoth_hf.staging import check_output, staged_output
 from behemoth_hf.splits import TRAIN, TrainCorpus, fact_table, features, split_names
 from behemoth_hf.tokenizer import build_tokenizer
 from behemoth_hf.world import World
@@ -46,15 +46,14 @@ def generate_dataset(
 ) -> Path:
     """Generate `config` into `output_dir` and return its path.
 
-    Raises `FileExistsError` (before any work) if `output_dir` exists and `overwrite` is False.
+    Raises (before any work) if `output_dir` exists and is not a finished world to replace with `overwrite`
+    (see `behemoth_hf.staging`); an existing world is replaced only once the new one is complete.
     """
-    output = Path(output_dir)
-    if output.exists() and not overwrite:
-        raise FileExistsError(f"`output_dir` {output} already exists; pass overwrite=True (--overwrite) to replace it")
+    output = check_output(output_dir, METADATA_FILE, overwrite=overwrite)
     config.validate()
-    with staged_directory(output) as staging:
+    with staged_output(output, METADATA_FILE, overwrite=overwrite) as staging:
         write_world(config, staging, progress=progress)
-    return output
+    return Path(output_dir)
 
 
 def write_world(config: BehemothConfig, root: Path, *, progress: bool = True) -> dict[str, Any]:
@@ -134,16 +133,16 @@ def _split_at_boundaries(tables: Iterable[pa.Table], every: int) -> Iterator[pa.
             position += piece.num_rows
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _file_hashes(root: Path) -> dict[str, str]:
-    hashes = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file():
-            digest = hashlib.sha256()
-            with path.open("rb") as handle:
-                for block in iter(lambda: handle.read(1 << 20), b""):
-                    digest.update(block)
-            hashes[path.relative_to(root).as_posix()] = digest.hexdigest()
-    return hashes
+    return {path.relative_to(root).as_posix(): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def write_dataset_card(root: Path, entries: list[tuple[BehemothConfig, dict[str, int], str]]) -> None:

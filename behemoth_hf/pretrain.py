@@ -8,6 +8,7 @@ consumed. Runs unchanged under `accelerate launch` (batches are dispatched from 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -24,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, broadcast_object_list, set_seed
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, get_scheduler
@@ -32,6 +33,7 @@ from transformers import GenerationConfig, get_scheduler
 from behemoth_hf.data import BehemothData, open_dataset
 from behemoth_hf.modeling import PRESETS, build_model
 from behemoth_hf.scoring import score_answers
+from behemoth_hf.staging import check_output, claimed, commit, is_finished, refuse_unsafe_path, staging_path
 
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,8 @@ EXCLUDABLE_SPLITS = TRAINED_SPLITS
 RECORD_FILE = "training_record.json"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "run_state.json"
+# What marks a folder as a pretraining run of ours, finished or not (for --overwrite).
+CHECKPOINT_MARKER = f"{CHECKPOINT_DIR}/step-*"
 
 
 @dataclass
@@ -247,26 +251,63 @@ def _evaluation_sample(data: BehemothData, excluded_split: str | None, size: int
 
 # ---------------------------------------------------------------------------------------------- loop
 def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Train, evaluate and save; return the training record. `on_step_end(step)` runs after each update."""
-    output = Path(args.output_dir)
-    if (output / RECORD_FILE).exists() and not args.overwrite and not args.resume:
-        raise FileExistsError(f"`output_dir` {output} holds a finished run; pass --overwrite to replace it")
-    if output.exists() and not args.resume and not args.overwrite and any(output.iterdir()):
-        raise FileExistsError(f"`output_dir` {output} is not empty; pass --resume to continue it or --overwrite")
+    """Train, evaluate and save; return the training record. `on_step_end(step)` runs after each update.
+
+    A new run trains in `output_dir` (its checkpoints are resumable there); a run replacing a finished one
+    (`overwrite`) trains in a hidden staging sibling, so the old model stays whole until the new one replaces it.
+    Under several processes only the main one claims and writes the output; the others wait for it.
+    """
+    output = _checked_output(args)
+    replacing = output.is_dir() and any(output.iterdir()) and not args.resume
     data = open_dataset(args.dataset)
     run_id = args.run_fingerprint(data.fingerprint)
-    checkpoint, resumed = _resume_point(args, output, run_id) if args.resume else (None, None)
-    if args.overwrite and not args.resume and output.exists():
-        shutil.rmtree(output)
+    accelerator = _accelerator(args)
+    checkpoint, resumed = _resume_point(args, output, run_id, accelerator.num_processes) if args.resume else (None, None)
+    with contextlib.ExitStack() as stack:
+        if accelerator.is_main_process:
+            stack.enter_context(claimed(output))
+        main_pid = broadcast_object_list([os.getpid()])[0]
+        work = staging_path(output, main_pid) if replacing else output
+        try:
+            model, record = _train(args, data, accelerator, work, run_id, checkpoint, resumed, on_step_end)
+            if accelerator.is_main_process:
+                _save_final(model, data.tokenizer, record, work, output, replacing)
+        except BaseException:
+            if replacing and accelerator.is_main_process:
+                shutil.rmtree(work, ignore_errors=True)
+            raise
+        accelerator.wait_for_everyone()
+    return record
 
+
+def _checked_output(args: PretrainArguments) -> Path:
+    """`output_dir` checked against the output policy (`behemoth_hf.staging`) before any work."""
+    output = refuse_unsafe_path(args.output_dir, "output_dir")
+    unfinished = (output / CHECKPOINT_DIR).is_dir() and not is_finished(output, RECORD_FILE)
+    if args.resume:
+        if is_finished(output, RECORD_FILE):
+            raise FileExistsError(f"--resume: `output_dir` {output} holds a finished run; nothing to resume")
+        return output
+    if unfinished and not args.overwrite:
+        raise FileExistsError(
+            f"`output_dir` {output} holds an unfinished run; pass --resume to continue it or --overwrite to start again"
+        )
+    return check_output(output, (RECORD_FILE, CHECKPOINT_MARKER), overwrite=args.overwrite)
+
+
+def _accelerator(args: PretrainArguments) -> Accelerator:
     mixed_precision = args.mixed_precision
     if mixed_precision == "auto":
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
-    accelerator = Accelerator(
+    return Accelerator(
         mixed_precision=mixed_precision,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(dispatch_batches=True),
     )
+
+
+def _train(args, data: BehemothData, accelerator: Accelerator, work: Path, run_id: str, checkpoint, resumed, on_step_end):
+    """The training loop, checkpointing under `work`; returns the unwrapped model and the training record."""
     set_seed(args.seed)
     tokenizer = data.tokenizer
     model = build_model(
@@ -333,7 +374,7 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
                 break
         if step % args.save_steps == 0:
             wall = wall_before + time.perf_counter() - start_time
-            _save_checkpoint(accelerator, output, step, run_id, rows_consumed, history, wall, args.save_total_limit)
+            _save_checkpoint(accelerator, work, step, run_id, rows_consumed, history, wall, args.save_total_limit)
         if on_step_end is not None:
             on_step_end(step)
     bar.close()
@@ -363,10 +404,9 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
         "accuracy": _split_accuracies(model, data),
         "example_prompt": eval_prompts[0],
         "versions": _versions(),
+        "num_processes": accelerator.num_processes,
     }
-    if accelerator.is_main_process:
-        _save_final(model, tokenizer, record, output)
-    return record
+    return model, record
 
 
 def _split_accuracies(model, data: BehemothData) -> dict[str, float]:
@@ -391,7 +431,7 @@ def _versions() -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------- saving
-def _resume_point(args: PretrainArguments, output: Path, run_id: str) -> tuple[Path, dict[str, Any]]:
+def _resume_point(args: PretrainArguments, output: Path, run_id: str, num_processes: int) -> tuple[Path, dict]:
     """The latest complete checkpoint of this very run, and its saved loop state."""
     checkpoint = _latest_checkpoint(output)
     if checkpoint is None:
@@ -401,6 +441,13 @@ def _resume_point(args: PretrainArguments, output: Path, run_id: str) -> tuple[P
         raise ValueError(
             f"--resume: {output} belongs to another run (its arguments or dataset differ: run "
             f"{state['run_fingerprint']}, this one {run_id}); use another output_dir"
+        )
+    saved_processes = state.get("num_processes", 1)
+    if saved_processes != num_processes:
+        # The global batch, the data order per process and the random states all depend on it.
+        raise ValueError(
+            f"--resume: the checkpoint {checkpoint} was written by {saved_processes} process(es), this run has "
+            f"{num_processes}; resume with {saved_processes} (or start a new run)"
         )
     return checkpoint, state
 
@@ -422,6 +469,7 @@ def _save_checkpoint(accelerator, output: Path, step, run_id, rows_consumed, his
             "rows_consumed": rows_consumed,
             "history": history,
             "wall_seconds": wall,
+            "num_processes": accelerator.num_processes,
         }
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2))
         folders = sorted((output / CHECKPOINT_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
@@ -429,19 +477,22 @@ def _save_checkpoint(accelerator, output: Path, step, run_id, rows_consumed, his
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _save_final(model, tokenizer, record: dict[str, Any], output: Path) -> None:
-    """Model, tokenizer, generation config, card, then the record: its presence marks a finished run."""
+def _save_final(model, tokenizer, record: dict[str, Any], work: Path, output: Path, replacing: bool) -> None:
+    """Model, tokenizer, generation config, card, then the record (it marks a finished run), swapped into place.
+
+    A run that trained in `output` itself takes its checkpoints along into the finished folder.
+    """
     from behemoth_hf.cards import write_model_card
 
-    staging = output / f".final.partial-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = work if replacing else staging_path(output)
+    staging.mkdir(exist_ok=True)
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=4
     )
     model.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
     write_model_card(staging, record)
-    for path in staging.iterdir():
-        os.replace(path, output / path.name)
-    (output / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    staging.rmdir()
+    (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
+    if not replacing and (output / CHECKPOINT_DIR).is_dir():
+        (output / CHECKPOINT_DIR).rename(staging / CHECKPOINT_DIR)  # the checkpoints stay with the model
+    commit(staging, output, (RECORD_FILE, CHECKPOINT_MARKER), overwrite=True)

@@ -126,6 +126,7 @@ def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
         oracle=str(oracle),
         base=str(model),
         output_dir=str(root / "evaluation"),
+        overwrite=True,  # the quickstart re-evaluates every time; earlier stages are reused
     )
     return run_evaluation(evaluation)
 

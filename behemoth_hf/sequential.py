@@ -86,6 +86,7 @@ def run_sequential(args: UnlearningArguments, sequential: SequentialArguments) -
             model=folders,
             dataset=args.dataset,
             output_dir=str(root / "evaluation"),
+            overwrite=True,  # re-evaluated on every run; the requests are reused
             oracle=sequential.oracle,
             base=args.model,
             batch_size=sequential.eval_batch_size,

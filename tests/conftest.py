@@ -6,6 +6,7 @@ import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="behemoth-test-hf-home-")
+os.environ["BEHEMOTH_CACHE"] = tempfile.mkdtemp(prefix="behemoth-test-cache-")
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 import pytest  # noqa: E402

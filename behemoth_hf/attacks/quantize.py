@@ -23,7 +23,7 @@ from transformers.pytorch_utils import Conv1D
 
 from behemoth_hf.attacks.targets import AttackTargets
 from behemoth_hf.cards import write_quantized_card
-from behemoth_hf.staging import staged_directory
+from behemoth_hf.staging import staged_output
 
 
 QUANTIZATION_RECORD = "quantization_record.json"
@@ -84,17 +84,14 @@ def quantize_model(model: nn.Module, bits: int, group_size: int | None = 128) ->
 
 def write_quantized(model_path: str | Path, output: str | Path, bits: int, group_size: int | None) -> Path:
     """Save a quantized copy of the model folder `model_path` (float weights on the RTN grid) to `output`."""
-    output = Path(output)
-    if output.exists():
-        raise FileExistsError(f"{output} exists; choose a new folder")
     model = AutoModelForCausalLM.from_pretrained(model_path)
     record = {"source_model": str(model_path), **quantize_model(model, bits, group_size)}
-    with staged_directory(output) as staging:
+    with staged_output(output, QUANTIZATION_RECORD) as staging:
         model.save_pretrained(staging)
         AutoTokenizer.from_pretrained(model_path).save_pretrained(staging)
-        write_quantized_card(staging, output.name, Path(model_path), record)
+        write_quantized_card(staging, Path(output).name, Path(model_path), record)
         (staging / QUANTIZATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
-    return output
+    return Path(output)
 
 
 @dataclass

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from behemoth_hf.staging import refuse_unsafe_path
+
 
 @dataclass
 class AttackTargets:
@@ -22,6 +24,7 @@ class AttackTargets:
         for path in [*self.model, *([self.oracle] if self.oracle else [])]:
             if not (Path(path) / "config.json").is_file():
                 raise FileNotFoundError(f"`model`/`oracle` {path} is not a saved model folder (no config.json)")
+        refuse_unsafe_path(self.output_dir, "output_dir")
         if Path(self.output_dir).exists() and any(Path(self.output_dir).iterdir()):
             raise FileExistsError(f"`output_dir` {self.output_dir} is not empty; choose a new folder")
 

@@ -102,6 +102,7 @@ class UnlearningArguments(TrainingArguments):
     output_dir: str | None = field(
         default=None, metadata={"help": "where the unlearned model and its record go", "aliases": ["--output"]}
     )
+    overwrite: bool = field(default=False, metadata={"help": "replace a finished output_dir of this command"})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
     num_train_epochs: float = field(default=5.0, metadata={"help": "epochs over the forget set"})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "forget facts per device per step"})

@@ -19,7 +19,7 @@ import numpy as np
 
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.lexicon import Lexicon
-from behemoth_hf.staging import staged_directory
+from behemoth_hf.staging import check_output, staged_output
 from behemoth_hf.unlearn.arguments import UnlearningArguments
 from behemoth_hf.unlearn.data import ForgetRetainDataset, PairedCollator, encode_examples
 from behemoth_hf.unlearn.registry import METHODS
@@ -90,9 +90,7 @@ def request_rows(rows, world_seed: int, num_requests: int) -> list[np.ndarray]:
 
 def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     """Check, train, save; return the record."""
-    output = Path(args.output_dir)
-    if output.exists() and any(output.iterdir()):
-        raise FileExistsError(f"`output_dir` {output} is not empty; choose a new folder")
+    output = check_output(args.output_dir, RECORD_FILE, overwrite=args.overwrite)
     trainer_class = METHODS[args.method]
     data = open_dataset(args.dataset)
     model, tokenizer = load_model(data, args.model)
@@ -158,7 +156,9 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "log_history": trainer.state.log_history,
         "arguments": {k: v for k, v in dataclasses.asdict(args).items() if _jsonable(v)},
     }
-    _save(merged_model(trainer.model), tokenizer, record, output)
+    if trainer.is_world_process_zero():
+        _save(merged_model(trainer.model), tokenizer, record, output, args.overwrite)
+    trainer.accelerator.wait_for_everyone()  # under several processes the others return once the model is saved
     return record
 
 
@@ -170,10 +170,10 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def _save(model, tokenizer, record: dict[str, Any], output: Path) -> None:
+def _save(model, tokenizer, record: dict[str, Any], output: Path, overwrite: bool) -> None:
     from behemoth_hf.cards import write_unlearning_card
 
-    with staged_directory(output) as staging:
+    with staged_output(output, RECORD_FILE, overwrite=overwrite) as staging:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
         write_unlearning_card(staging, record)
