@@ -58,7 +58,8 @@ class Behemoth(datasets.ArrowBasedBuilder):
 
     BUILDER_CONFIG_CLASS = BehemothConfig
     BUILDER_CONFIGS = list(NAMED_CONFIGS.values())
-    DEFAULT_CONFIG_NAME = "default"
+    # No default: `load_dataset` turns an empty name into "no name", which would silently build `default`.
+    DEFAULT_CONFIG_NAME = None
     VERSION = datasets.Version(GENERATOR_VERSION)
 
     def __init__(self, *args, **kwargs):
@@ -67,6 +68,11 @@ class Behemoth(datasets.ArrowBasedBuilder):
         super().__init__(*args, **kwargs)
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
+        if not config_name:
+            raise ValueError(
+                f"a config name is required (an empty name is none): load_dataset({DATASET_NAME!r}, NAME) with NAME "
+                f"one of the named configs: {', '.join(NAMED_CONFIGS)}"
+            )
         if isinstance(config_name, str) and config_name not in NAMED_CONFIGS:
             raise ValueError(f"unknown config {config_name!r}; named configs: {', '.join(NAMED_CONFIGS)}")
         plumbing = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}

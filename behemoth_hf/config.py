@@ -69,7 +69,8 @@ class BehemothConfig(datasets.BuilderConfig):
         correlated_pair (`bool`, defaults to `False`):
             Make relation 1's object copy relation 0's object index with probability `correlation_strength`.
         correlation_strength (`float`, defaults to 0.8):
-            Match rate of the correlated pair, in [1/num_objects, 1] (below 1/num_objects would anti-correlate).
+            Match rate of the correlated pair, in [1/num_objects, 1] (below 1/num_objects would anti-correlate);
+            only with `correlated_pair`.
         binarize_first (`bool`, defaults to `False`):
             With `correlated_pair`, relation 0 only takes object indices 0 and 1.
         num_nested_objects (`int`, defaults to 0):
@@ -77,17 +78,19 @@ class BehemothConfig(datasets.BuilderConfig):
             (object → nested, e.g. works-at → located-in) and the subject inherits it (lives-in).
             Must divide `num_objects`.
         nested_object_repeats (`int`, defaults to 1):
-            Times each object → nested-object fact is written per pass.
+            Times each object → nested-object fact is written per pass; only with `num_nested_objects` > 0.
         dissent_fraction (`float`, defaults to 0.0):
             Fraction of trained subject facts that get a dissenting minority object.
         dissent_rate (`float`, defaults to 0.1):
-            Probability that a sentence of a dissenting fact is written with its minority object.
+            Probability that a sentence of a dissenting fact is written with its minority object; only with
+            `dissent_fraction` > 0.
         qa_fraction (`float`, defaults to 0.0):
             Fraction of trained subjects whose facts are also written in question/answer form (once per pass).
         paraphrase_fraction (`float`, defaults to 0.0):
             Probability that a statement in `train` uses one of the three alternative word orders.
         forget_fraction (`float`, defaults to 0.1):
-            Fraction of trained subjects whose facts form the `forget` split.
+            Fraction of trained subjects whose facts form the `forget` split: 0 (no forget split) or enough for
+            one subject, and leaving some fact for `retain`.
         forget_relation (`int`, *optional*):
             Restrict forgetting to this relation (with `forget_fraction=1.0`: forget a whole relation).
         holdout_fraction (`float`, defaults to 0.1):
@@ -137,6 +140,51 @@ class BehemothConfig(datasets.BuilderConfig):
     def nested(self) -> bool:
         return self.num_nested_objects > 0
 
+    # Closed forms of what `World` and `TrainCorpus` build (tests/test_config.py checks them against both), so
+    # sizes and splits can be checked before anything is generated.
+    @property
+    def num_facts(self) -> int:
+        """Rows of the fact table: base facts of every subject, then (nested) inherited and object facts."""
+        base = (self.num_subjects + self.num_holdout_subjects) * self.num_relations
+        return base + self._num_nested_facts
+
+    @property
+    def num_trained_facts(self) -> int:
+        return self.num_subjects * self.num_relations + self._num_nested_facts
+
+    @property
+    def _num_nested_facts(self) -> int:
+        # Inherited facts of trained subjects, and one object -> nested-object fact per (relation, object).
+        return self.num_relations * (self.num_subjects + self.num_objects) if self.nested else 0
+
+    @property
+    def num_forget_facts(self) -> int:
+        return self.num_forget_subjects * (self.num_relations if self.forget_relation is None else 1)
+
+    @property
+    def num_dependent_facts(self) -> int:
+        """Trained facts, not forgotten, that depend on a forget fact (the `dependent` split)."""
+        # Each forget base fact passes its object to one inherited fact; relation 1 of a correlated pair
+        # depends on relation 0, so only forgetting relation 0 alone leaves it dependent.
+        inherited = self.num_forget_facts if self.nested else 0
+        correlated = self.num_forget_subjects if self.correlated_pair and self.forget_relation == 0 else 0
+        return inherited + correlated
+
+    @property
+    def num_retain_facts(self) -> int:
+        return self.num_trained_facts - self.num_forget_facts - self.num_dependent_facts
+
+    @property
+    def train_rows_per_pass(self) -> int:
+        """Sentences in one pass of `train` (`repeats` passes make the split)."""
+        statements = self.num_subjects * self.num_relations
+        questions = self.num_qa_subjects * self.num_relations
+        if self.nested:
+            statements += self.num_subjects * self.num_relations
+            statements += self.nested_object_repeats * self.num_relations * self.num_objects
+            questions *= 2  # Q/A subjects also get their inherited facts asked
+        return statements + questions
+
     def world_dict(self) -> dict[str, Any]:
         """The parameters that define the world, JSON-ready, in a fixed order."""
         return {name: getattr(self, name) for name in WORLD_FIELDS}
@@ -181,6 +229,7 @@ class BehemothConfig(datasets.BuilderConfig):
 
         if self.num_objects < 2:
             raise ValueError(f"`num_objects` must be >= 2 so that a fact has a wrong answer, got {self.num_objects}")
+        self._validate_switched_options()
         self._validate_correlation()
         self._validate_nesting()
         if self.dissent_fraction > 0 and (self.nested or self.correlated_pair):
@@ -199,6 +248,7 @@ class BehemothConfig(datasets.BuilderConfig):
                 f"`num_perturbed` must be in [1, {min_vocab - 1}] (wrong answers must come from the same "
                 f"relation's {min_vocab} values), got {self.num_perturbed}"
             )
+        self._validate_forget_split()
         from behemoth_hf.lexicon import vocab_size_for  # late import: lexicon depends on this module
 
         vocab_size = vocab_size_for(self)
@@ -206,6 +256,36 @@ class BehemothConfig(datasets.BuilderConfig):
             raise ValueError(
                 f"this world needs {vocab_size} tokens, more than the token space holds ({MAX_VOCAB_SIZE}); "
                 "lower `num_objects`, `num_relations` or `num_nested_objects`"
+            )
+
+    def _validate_switched_options(self) -> None:
+        # An option of a disabled feature would be silently ignored: refuse a value other than its default.
+        for option, switch, enabled in (
+            ("correlation_strength", "correlated_pair=True", self.correlated_pair),
+            ("dissent_rate", "`dissent_fraction` > 0", self.dissent_fraction > 0),
+            ("nested_object_repeats", "`num_nested_objects` > 0", self.nested),
+        ):
+            default = getattr(type(self), option)
+            if not enabled and getattr(self, option) != default:
+                raise ValueError(
+                    f"`{option}` ({getattr(self, option)}) needs {switch}; without it leave `{option}` "
+                    f"at its default ({default})"
+                )
+
+    def _validate_forget_split(self) -> None:
+        if self.forget_fraction > 0 and self.num_forget_subjects == 0:
+            raise ValueError(
+                f"`forget_fraction` {self.forget_fraction} selects no subject of {self.num_subjects} "
+                f"(round({self.forget_fraction} * {self.num_subjects}) = 0): use at least "
+                f"{1 / self.num_subjects:.4g}, or 0 for a world without a forget split"
+            )
+        if self.num_retain_facts == 0:
+            scope = "every relation" if self.forget_relation is None else f"relation {self.forget_relation}"
+            dependents = " (with the facts that depend on it)" if self.num_dependent_facts else ""
+            raise ValueError(
+                f"`forget_fraction` {self.forget_fraction} forgets {scope} of all {self.num_subjects} subjects, "
+                f"which{dependents} leaves no fact for the `retain` split; lower `forget_fraction`"
+                + (" or set `forget_relation`" if self.forget_relation is None else "")
             )
 
     def _validate_correlation(self) -> None:
