@@ -11,15 +11,18 @@ import dataclasses
 import hashlib
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 
 import datasets
 import pyarrow as pa
 from datasets.builder import Key
+from datasets.filesystems import is_remote_filesystem
 
 from behemoth_hf import config as config_module
 from behemoth_hf import lexicon, render, splits
 from behemoth_hf import world as world_module
 from behemoth_hf.config import GENERATOR_VERSION, NAMED_CONFIGS, WORLD_FIELDS, BehemothConfig
+from behemoth_hf.resources import check_builder_resources
 from behemoth_hf.world import World
 
 
@@ -94,6 +97,13 @@ class Behemoth(datasets.ArrowBasedBuilder):
             license=_LICENSE,
             features=splits.features(self.config),
         )
+
+    def _download_and_prepare(self, dl_manager, verification_mode, **prepare_split_kwargs):
+        # datasets calls this only when the splits are not cached yet, before any row is generated, with
+        # `_output_dir` set to the empty folder it fills (checked like datasets' own disk check: its parent).
+        cache_dir = None if is_remote_filesystem(self._fs) else str(Path(self._output_dir).parent)
+        check_builder_resources(self.config, cache_dir, prepare_split_kwargs.get("num_proc"))
+        super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
 
     def _split_generators(self, dl_manager):
         world = World.generate(self.config)

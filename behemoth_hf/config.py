@@ -15,6 +15,8 @@ from typing import Any
 
 import datasets
 
+from behemoth_hf import resources
+
 
 # Entity types with more members than this get two-word names, as in the original generator.
 ONE_WORD_NAME_LIMIT = 1000
@@ -257,6 +259,7 @@ class BehemothConfig(datasets.BuilderConfig):
                 f"this world needs {vocab_size} tokens, more than the token space holds ({MAX_VOCAB_SIZE}); "
                 "lower `num_objects`, `num_relations` or `num_nested_objects`"
             )
+        resources.check_world_fits(self)
 
     def _validate_switched_options(self) -> None:
         # An option of a disabled feature would be silently ignored: refuse a value other than its default.
@@ -323,64 +326,67 @@ def _require_number(name: str, value: Any) -> None:
         raise TypeError(f"`{name}` must be a number, got {value!r}")
 
 
-NAMED_CONFIGS: dict[str, BehemothConfig] = {
-    config.name: config
-    for config in (
-        BehemothConfig(
-            name="tiny",
-            description="A few hundred facts for tests: generates in well under a second.",
-            num_subjects=40,
-            num_relations=3,
-            num_objects=10,
-            repeats=50,
-        ),
-        BehemothConfig(
-            name="default",
-            description="2,000 facts (400 subjects x 5 relations x 20 objects), 10% of subjects to forget (TOFU's "
-            "forget10): the quickstart world, memorised by the small model in minutes on a CPU.",
-        ),
-        BehemothConfig(
-            name="correlated",
-            description="default, with relation 1 copying relation 0's object 80% of the time; forgetting relation 0 "
-            "of 10% of subjects leaves their correlated relation-1 facts in the `dependent` split.",
-            correlated_pair=True,
-            correlation_strength=0.8,
-            forget_relation=0,
-        ),
-        BehemothConfig(
-            name="nested",
-            description="default, with 10 nested objects per relation that subjects inherit through their object "
-            "(works-at -> located-in => lives-in); inherited facts of forget subjects form `dependent`.",
-            num_nested_objects=10,
-        ),
-        BehemothConfig(
-            name="dissent",
-            description="default, with 10% of facts also written with a minority object 20% of the time.",
-            dissent_fraction=0.1,
-            dissent_rate=0.2,
-        ),
-        BehemothConfig(
-            name="qa",
-            description="default, with half of the subjects' facts also written as question/answer pairs.",
-            qa_fraction=0.5,
-        ),
-        BehemothConfig(
-            name="relation",
-            description="default, forgetting a whole relation (relation 0 of every subject).",
-            forget_fraction=1.0,
-            forget_relation=0,
-        ),
-        BehemothConfig(
-            name="paper",
-            description="The original generator's defaults: 100,000 subjects x 6 relations x 400 objects, 500 repeats "
-            "(300M training sentences, streamed to disk).",
-            num_subjects=100_000,
-            num_relations=6,
-            num_objects=400,
-            repeats=500,
-        ),
-    )
-}
+# Importing the package must work on any machine: named configs are checked against this machine's memory when
+# they are used (make_config, load_dataset, generate), not when they are defined.
+with resources.resource_checks_skipped():
+    NAMED_CONFIGS: dict[str, BehemothConfig] = {
+        config.name: config
+        for config in (
+            BehemothConfig(
+                name="tiny",
+                description="A few hundred facts for tests: generates in well under a second.",
+                num_subjects=40,
+                num_relations=3,
+                num_objects=10,
+                repeats=50,
+            ),
+            BehemothConfig(
+                name="default",
+                description="2,000 facts (400 subjects x 5 relations x 20 objects), 10% of subjects to forget (TOFU's "
+                "forget10): the quickstart world, memorised by the small model in minutes on a CPU.",
+            ),
+            BehemothConfig(
+                name="correlated",
+                description="default, with relation 1 copying relation 0's object 80% of the time; forgetting relation 0 "
+                "of 10% of subjects leaves their correlated relation-1 facts in the `dependent` split.",
+                correlated_pair=True,
+                correlation_strength=0.8,
+                forget_relation=0,
+            ),
+            BehemothConfig(
+                name="nested",
+                description="default, with 10 nested objects per relation that subjects inherit through their object "
+                "(works-at -> located-in => lives-in); inherited facts of forget subjects form `dependent`.",
+                num_nested_objects=10,
+            ),
+            BehemothConfig(
+                name="dissent",
+                description="default, with 10% of facts also written with a minority object 20% of the time.",
+                dissent_fraction=0.1,
+                dissent_rate=0.2,
+            ),
+            BehemothConfig(
+                name="qa",
+                description="default, with half of the subjects' facts also written as question/answer pairs.",
+                qa_fraction=0.5,
+            ),
+            BehemothConfig(
+                name="relation",
+                description="default, forgetting a whole relation (relation 0 of every subject).",
+                forget_fraction=1.0,
+                forget_relation=0,
+            ),
+            BehemothConfig(
+                name="paper",
+                description="The original generator's defaults: 100,000 subjects x 6 relations x 400 objects, 500 repeats "
+                "(300M training sentences, streamed to disk).",
+                num_subjects=100_000,
+                num_relations=6,
+                num_objects=400,
+                repeats=500,
+            ),
+        )
+    }
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
 from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
+from behemoth_hf.resources import check_generate_resources
 from behemoth_hf.staging import staged_directory
 from behemoth_hf.splits import TRAIN, TrainCorpus, fact_table, features, split_names
 from behemoth_hf.tokenizer import build_tokenizer
@@ -52,6 +53,7 @@ def generate_dataset(
     if output.exists() and not overwrite:
         raise FileExistsError(f"`output_dir` {output} already exists; pass overwrite=True (--overwrite) to replace it")
     config.validate()
+    check_generate_resources(config, output)  # logs rows, disk and memory; refuses what cannot fit
     with staged_directory(output) as staging:
         write_world(config, staging, progress=progress)
     return output
