@@ -11,15 +11,18 @@ import dataclasses
 import hashlib
 import inspect
 from collections.abc import Iterator
+from pathlib import Path
 
 import datasets
 import pyarrow as pa
 from datasets.builder import Key
+from datasets.filesystems import is_remote_filesystem
 
 from behemoth_hf import config as config_module
 from behemoth_hf import lexicon, render, splits
 from behemoth_hf import world as world_module
 from behemoth_hf.config import GENERATOR_VERSION, NAMED_CONFIGS, WORLD_FIELDS, BehemothConfig
+from behemoth_hf.resources import check_builder_resources
 from behemoth_hf.world import World
 
 
@@ -58,7 +61,8 @@ class Behemoth(datasets.ArrowBasedBuilder):
 
     BUILDER_CONFIG_CLASS = BehemothConfig
     BUILDER_CONFIGS = list(NAMED_CONFIGS.values())
-    DEFAULT_CONFIG_NAME = "default"
+    # No default: `load_dataset` turns an empty name into "no name", which would silently build `default`.
+    DEFAULT_CONFIG_NAME = None
     VERSION = datasets.Version(GENERATOR_VERSION)
 
     def __init__(self, *args, **kwargs):
@@ -67,6 +71,11 @@ class Behemoth(datasets.ArrowBasedBuilder):
         super().__init__(*args, **kwargs)
 
     def _create_builder_config(self, config_name=None, custom_features=None, config_id=None, **config_kwargs):
+        if not config_name:
+            raise ValueError(
+                f"a config name is required (an empty name is none): load_dataset({DATASET_NAME!r}, NAME) with NAME "
+                f"one of the named configs: {', '.join(NAMED_CONFIGS)}"
+            )
         if isinstance(config_name, str) and config_name not in NAMED_CONFIGS:
             raise ValueError(f"unknown config {config_name!r}; named configs: {', '.join(NAMED_CONFIGS)}")
         plumbing = {field.name for field in dataclasses.fields(datasets.BuilderConfig)}
@@ -88,6 +97,13 @@ class Behemoth(datasets.ArrowBasedBuilder):
             license=_LICENSE,
             features=splits.features(self.config),
         )
+
+    def _download_and_prepare(self, dl_manager, verification_mode, **prepare_split_kwargs):
+        # datasets calls this only when the splits are not cached yet, before any row is generated, with
+        # `_output_dir` set to the empty folder it fills (checked like datasets' own disk check: its parent).
+        cache_dir = None if is_remote_filesystem(self._fs) else str(Path(self._output_dir).parent)
+        check_builder_resources(self.config, cache_dir, prepare_split_kwargs.get("num_proc"))
+        super()._download_and_prepare(dl_manager, verification_mode, **prepare_split_kwargs)
 
     def _split_generators(self, dl_manager):
         world = World.generate(self.config)

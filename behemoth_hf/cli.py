@@ -28,13 +28,21 @@ def generate_command(argv: list[str]) -> int:
     parser.add_argument("--output", required=True, help="output folder (must not exist unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-resource-check",
+        action="store_true",
+        help="generate even when the estimated memory or disk exceeds what this machine has "
+        "(same as BEHEMOTH_NO_RESOURCE_CHECK=1)",
+    )
     args = parser.parse_args(argv)
 
     from behemoth_hf.config import make_config, parse_overrides
     from behemoth_hf.generate import METADATA_FILE, generate_dataset
+    from behemoth_hf.resources import resource_checks_skipped
 
-    config = make_config(args.config, **parse_overrides(args.overrides))
-    output = generate_dataset(config, args.output, overwrite=args.overwrite, progress=not args.quiet)
+    with resource_checks_skipped(args.no_resource_check):
+        config = make_config(args.config, **parse_overrides(args.overrides))
+        output = generate_dataset(config, args.output, overwrite=args.overwrite, progress=not args.quiet)
     print(
         f"wrote {config.name} (fingerprint {config.fingerprint()}) to {output}; metadata in {output / METADATA_FILE}"
     )

@@ -15,6 +15,8 @@ from typing import Any
 
 import datasets
 
+from behemoth_hf import resources
+
 
 # Entity types with more members than this get two-word names, as in the original generator.
 ONE_WORD_NAME_LIMIT = 1000
@@ -69,7 +71,8 @@ class BehemothConfig(datasets.BuilderConfig):
         correlated_pair (`bool`, defaults to `False`):
             Make relation 1's object copy relation 0's object index with probability `correlation_strength`.
         correlation_strength (`float`, defaults to 0.8):
-            Match rate of the correlated pair, in [1/num_objects, 1] (below 1/num_objects would anti-correlate).
+            Match rate of the correlated pair, in [1/num_objects, 1] (below 1/num_objects would anti-correlate);
+            only with `correlated_pair`.
         binarize_first (`bool`, defaults to `False`):
             With `correlated_pair`, relation 0 only takes object indices 0 and 1.
         num_nested_objects (`int`, defaults to 0):
@@ -77,17 +80,19 @@ class BehemothConfig(datasets.BuilderConfig):
             (object → nested, e.g. works-at → located-in) and the subject inherits it (lives-in).
             Must divide `num_objects`.
         nested_object_repeats (`int`, defaults to 1):
-            Times each object → nested-object fact is written per pass.
+            Times each object → nested-object fact is written per pass; only with `num_nested_objects` > 0.
         dissent_fraction (`float`, defaults to 0.0):
             Fraction of trained subject facts that get a dissenting minority object.
         dissent_rate (`float`, defaults to 0.1):
-            Probability that a sentence of a dissenting fact is written with its minority object.
+            Probability that a sentence of a dissenting fact is written with its minority object; only with
+            `dissent_fraction` > 0.
         qa_fraction (`float`, defaults to 0.0):
             Fraction of trained subjects whose facts are also written in question/answer form (once per pass).
         paraphrase_fraction (`float`, defaults to 0.0):
             Probability that a statement in `train` uses one of the three alternative word orders.
         forget_fraction (`float`, defaults to 0.1):
-            Fraction of trained subjects whose facts form the `forget` split.
+            Fraction of trained subjects whose facts form the `forget` split: 0 (no forget split) or enough for
+            one subject, and leaving some fact for `retain`.
         forget_relation (`int`, *optional*):
             Restrict forgetting to this relation (with `forget_fraction=1.0`: forget a whole relation).
         holdout_fraction (`float`, defaults to 0.1):
@@ -137,6 +142,51 @@ class BehemothConfig(datasets.BuilderConfig):
     def nested(self) -> bool:
         return self.num_nested_objects > 0
 
+    # Closed forms of what `World` and `TrainCorpus` build (tests/test_config.py checks them against both), so
+    # sizes and splits can be checked before anything is generated.
+    @property
+    def num_facts(self) -> int:
+        """Rows of the fact table: base facts of every subject, then (nested) inherited and object facts."""
+        base = (self.num_subjects + self.num_holdout_subjects) * self.num_relations
+        return base + self._num_nested_facts
+
+    @property
+    def num_trained_facts(self) -> int:
+        return self.num_subjects * self.num_relations + self._num_nested_facts
+
+    @property
+    def _num_nested_facts(self) -> int:
+        # Inherited facts of trained subjects, and one object -> nested-object fact per (relation, object).
+        return self.num_relations * (self.num_subjects + self.num_objects) if self.nested else 0
+
+    @property
+    def num_forget_facts(self) -> int:
+        return self.num_forget_subjects * (self.num_relations if self.forget_relation is None else 1)
+
+    @property
+    def num_dependent_facts(self) -> int:
+        """Trained facts, not forgotten, that depend on a forget fact (the `dependent` split)."""
+        # Each forget base fact passes its object to one inherited fact; relation 1 of a correlated pair
+        # depends on relation 0, so only forgetting relation 0 alone leaves it dependent.
+        inherited = self.num_forget_facts if self.nested else 0
+        correlated = self.num_forget_subjects if self.correlated_pair and self.forget_relation == 0 else 0
+        return inherited + correlated
+
+    @property
+    def num_retain_facts(self) -> int:
+        return self.num_trained_facts - self.num_forget_facts - self.num_dependent_facts
+
+    @property
+    def train_rows_per_pass(self) -> int:
+        """Sentences in one pass of `train` (`repeats` passes make the split)."""
+        statements = self.num_subjects * self.num_relations
+        questions = self.num_qa_subjects * self.num_relations
+        if self.nested:
+            statements += self.num_subjects * self.num_relations
+            statements += self.nested_object_repeats * self.num_relations * self.num_objects
+            questions *= 2  # Q/A subjects also get their inherited facts asked
+        return statements + questions
+
     def world_dict(self) -> dict[str, Any]:
         """The parameters that define the world, JSON-ready, in a fixed order."""
         return {name: getattr(self, name) for name in WORLD_FIELDS}
@@ -181,6 +231,7 @@ class BehemothConfig(datasets.BuilderConfig):
 
         if self.num_objects < 2:
             raise ValueError(f"`num_objects` must be >= 2 so that a fact has a wrong answer, got {self.num_objects}")
+        self._validate_switched_options()
         self._validate_correlation()
         self._validate_nesting()
         if self.dissent_fraction > 0 and (self.nested or self.correlated_pair):
@@ -199,6 +250,7 @@ class BehemothConfig(datasets.BuilderConfig):
                 f"`num_perturbed` must be in [1, {min_vocab - 1}] (wrong answers must come from the same "
                 f"relation's {min_vocab} values), got {self.num_perturbed}"
             )
+        self._validate_forget_split()
         from behemoth_hf.lexicon import vocab_size_for  # late import: lexicon depends on this module
 
         vocab_size = vocab_size_for(self)
@@ -206,6 +258,37 @@ class BehemothConfig(datasets.BuilderConfig):
             raise ValueError(
                 f"this world needs {vocab_size} tokens, more than the token space holds ({MAX_VOCAB_SIZE}); "
                 "lower `num_objects`, `num_relations` or `num_nested_objects`"
+            )
+        resources.check_world_fits(self)
+
+    def _validate_switched_options(self) -> None:
+        # An option of a disabled feature would be silently ignored: refuse a value other than its default.
+        for option, switch, enabled in (
+            ("correlation_strength", "correlated_pair=True", self.correlated_pair),
+            ("dissent_rate", "`dissent_fraction` > 0", self.dissent_fraction > 0),
+            ("nested_object_repeats", "`num_nested_objects` > 0", self.nested),
+        ):
+            default = getattr(type(self), option)
+            if not enabled and getattr(self, option) != default:
+                raise ValueError(
+                    f"`{option}` ({getattr(self, option)}) needs {switch}; without it leave `{option}` "
+                    f"at its default ({default})"
+                )
+
+    def _validate_forget_split(self) -> None:
+        if self.forget_fraction > 0 and self.num_forget_subjects == 0:
+            raise ValueError(
+                f"`forget_fraction` {self.forget_fraction} selects no subject of {self.num_subjects} "
+                f"(round({self.forget_fraction} * {self.num_subjects}) = 0): use at least "
+                f"{1 / self.num_subjects:.4g}, or 0 for a world without a forget split"
+            )
+        if self.num_retain_facts == 0:
+            scope = "every relation" if self.forget_relation is None else f"relation {self.forget_relation}"
+            dependents = " (with the facts that depend on it)" if self.num_dependent_facts else ""
+            raise ValueError(
+                f"`forget_fraction` {self.forget_fraction} forgets {scope} of all {self.num_subjects} subjects, "
+                f"which{dependents} leaves no fact for the `retain` split; lower `forget_fraction`"
+                + (" or set `forget_relation`" if self.forget_relation is None else "")
             )
 
     def _validate_correlation(self) -> None:
@@ -243,64 +326,67 @@ def _require_number(name: str, value: Any) -> None:
         raise TypeError(f"`{name}` must be a number, got {value!r}")
 
 
-NAMED_CONFIGS: dict[str, BehemothConfig] = {
-    config.name: config
-    for config in (
-        BehemothConfig(
-            name="tiny",
-            description="A few hundred facts for tests: generates in well under a second.",
-            num_subjects=40,
-            num_relations=3,
-            num_objects=10,
-            repeats=50,
-        ),
-        BehemothConfig(
-            name="default",
-            description="2,000 facts (400 subjects x 5 relations x 20 objects), 10% of subjects to forget (TOFU's "
-            "forget10): the quickstart world, memorised by the small model in minutes on a CPU.",
-        ),
-        BehemothConfig(
-            name="correlated",
-            description="default, with relation 1 copying relation 0's object 80% of the time; forgetting relation 0 "
-            "of 10% of subjects leaves their correlated relation-1 facts in the `dependent` split.",
-            correlated_pair=True,
-            correlation_strength=0.8,
-            forget_relation=0,
-        ),
-        BehemothConfig(
-            name="nested",
-            description="default, with 10 nested objects per relation that subjects inherit through their object "
-            "(works-at -> located-in => lives-in); inherited facts of forget subjects form `dependent`.",
-            num_nested_objects=10,
-        ),
-        BehemothConfig(
-            name="dissent",
-            description="default, with 10% of facts also written with a minority object 20% of the time.",
-            dissent_fraction=0.1,
-            dissent_rate=0.2,
-        ),
-        BehemothConfig(
-            name="qa",
-            description="default, with half of the subjects' facts also written as question/answer pairs.",
-            qa_fraction=0.5,
-        ),
-        BehemothConfig(
-            name="relation",
-            description="default, forgetting a whole relation (relation 0 of every subject).",
-            forget_fraction=1.0,
-            forget_relation=0,
-        ),
-        BehemothConfig(
-            name="paper",
-            description="The original generator's defaults: 100,000 subjects x 6 relations x 400 objects, 500 repeats "
-            "(300M training sentences, streamed to disk).",
-            num_subjects=100_000,
-            num_relations=6,
-            num_objects=400,
-            repeats=500,
-        ),
-    )
-}
+# Importing the package must work on any machine: named configs are checked against this machine's memory when
+# they are used (make_config, load_dataset, generate), not when they are defined.
+with resources.resource_checks_skipped():
+    NAMED_CONFIGS: dict[str, BehemothConfig] = {
+        config.name: config
+        for config in (
+            BehemothConfig(
+                name="tiny",
+                description="A few hundred facts for tests: generates in well under a second.",
+                num_subjects=40,
+                num_relations=3,
+                num_objects=10,
+                repeats=50,
+            ),
+            BehemothConfig(
+                name="default",
+                description="2,000 facts (400 subjects x 5 relations x 20 objects), 10% of subjects to forget (TOFU's "
+                "forget10): the quickstart world, memorised by the small model in minutes on a CPU.",
+            ),
+            BehemothConfig(
+                name="correlated",
+                description="default, with relation 1 copying relation 0's object 80% of the time; forgetting relation 0 "
+                "of 10% of subjects leaves their correlated relation-1 facts in the `dependent` split.",
+                correlated_pair=True,
+                correlation_strength=0.8,
+                forget_relation=0,
+            ),
+            BehemothConfig(
+                name="nested",
+                description="default, with 10 nested objects per relation that subjects inherit through their object "
+                "(works-at -> located-in => lives-in); inherited facts of forget subjects form `dependent`.",
+                num_nested_objects=10,
+            ),
+            BehemothConfig(
+                name="dissent",
+                description="default, with 10% of facts also written with a minority object 20% of the time.",
+                dissent_fraction=0.1,
+                dissent_rate=0.2,
+            ),
+            BehemothConfig(
+                name="qa",
+                description="default, with half of the subjects' facts also written as question/answer pairs.",
+                qa_fraction=0.5,
+            ),
+            BehemothConfig(
+                name="relation",
+                description="default, forgetting a whole relation (relation 0 of every subject).",
+                forget_fraction=1.0,
+                forget_relation=0,
+            ),
+            BehemothConfig(
+                name="paper",
+                description="The original generator's defaults: 100,000 subjects x 6 relations x 400 objects, 500 repeats "
+                "(300M training sentences, streamed to disk).",
+                num_subjects=100_000,
+                num_relations=6,
+                num_objects=400,
+                repeats=500,
+            ),
+        )
+    }
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

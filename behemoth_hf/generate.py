@@ -25,6 +25,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
 from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
+from behemoth_hf.resources import check_generate_resources
 from behemoth_hf.staging import check_output, staged_output
 from behemoth_hf.splits import TRAIN, TrainCorpus, fact_table, features, split_names
 from behemoth_hf.tokenizer import build_tokenizer
@@ -51,6 +52,7 @@ def generate_dataset(
     """
     output = check_output(output_dir, METADATA_FILE, overwrite=overwrite)
     config.validate()
+    check_generate_resources(config, output)  # logs rows, disk and memory; refuses what cannot fit
     with staged_output(output, METADATA_FILE, overwrite=overwrite) as staging:
         write_world(config, staging, progress=progress)
     return Path(output_dir)

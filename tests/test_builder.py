@@ -44,6 +44,16 @@ def test_overrides_are_validated_before_any_work(tmp_path):
         datasets.load_dataset("behemoth", "tiny", subjects=3, cache_dir=str(tmp_path))
     with pytest.raises(ValueError, match="unknown config 'huge'"):
         datasets.load_dataset("behemoth", "huge", cache_dir=str(tmp_path))
+    with pytest.raises(ValueError, match=r"`correlation_strength` \(0.5\) needs correlated_pair=True"):
+        datasets.load_dataset("behemoth", "tiny", correlation_strength=0.5, cache_dir=str(tmp_path))
+    assert not any(tmp_path.rglob("*.arrow"))
+
+
+@pytest.mark.parametrize("args, kwargs", [(("",), {}), ((), {}), (("",), {"repeats": 3})])
+def test_a_config_name_is_required(tmp_path, args, kwargs):
+    # datasets turns "" into "no name"; with a default config that silently built `default`.
+    with pytest.raises(ValueError, match=r"a config name is required .*named configs: tiny, default"):
+        datasets.load_dataset("behemoth", *args, cache_dir=str(tmp_path), **kwargs)
     assert not any(tmp_path.rglob("*.arrow"))
 
 

@@ -1,6 +1,9 @@
+import numpy as np
 import pytest
 
 from behemoth_hf.config import NAMED_CONFIGS, make_config, parse_overrides
+from behemoth_hf.splits import TrainCorpus
+from behemoth_hf.world import Membership, World
 
 
 @pytest.mark.parametrize("name", list(NAMED_CONFIGS))
@@ -34,6 +37,28 @@ def test_named_configs_are_valid(name):
         (dict(forget_relation=3), ValueError, r"`forget_relation` must be in \[0, 2\]"),
         (dict(num_perturbed=10), ValueError, r"`num_perturbed` must be in \[1, 9\]"),
         (dict(num_nested_objects=5, num_perturbed=5), ValueError, r"`num_perturbed` must be in \[1, 4\]"),
+        # Options of a disabled feature would be silently ignored.
+        (dict(correlation_strength=0.5), ValueError, r"`correlation_strength` \(0.5\) needs correlated_pair=True"),
+        (dict(dissent_rate=0.3), ValueError, r"`dissent_rate` \(0.3\) needs `dissent_fraction` > 0"),
+        (dict(nested_object_repeats=2), ValueError, r"`nested_object_repeats` \(2\) needs `num_nested_objects` > 0"),
+        # A forget split that silently comes out empty, or one that leaves nothing to retain.
+        (dict(forget_fraction=0.01), ValueError, r"`forget_fraction` 0.01 selects no subject of 40 .*at least 0.025"),
+        (
+            dict(forget_fraction=0.99),
+            ValueError,
+            r"forgets every relation of all 40 subjects.*no fact for the `retain`",
+        ),
+        (
+            dict(forget_fraction=1.0, num_relations=1, forget_relation=0),
+            ValueError,
+            r"forgets relation 0 of all 40 subjects, which leaves no fact for the `retain` split",
+        ),
+        (
+            # Relation 1 of every subject depends on its forgotten relation 0: all of it is `dependent`.
+            dict(correlated_pair=True, num_relations=2, forget_fraction=1.0, forget_relation=0),
+            ValueError,
+            r"leaves no fact for the `retain` split",
+        ),
     ],
 )
 def test_invalid_combinations_name_the_parameter(overrides, error, match):
@@ -62,3 +87,27 @@ def test_parse_overrides_types_and_errors():
 def test_fingerprint_tracks_world_parameters_only():
     assert make_config("tiny").fingerprint() == make_config("tiny").fingerprint()
     assert make_config("tiny").fingerprint() != make_config("tiny", seed=1).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "name, overrides",
+    [(name, {}) for name in NAMED_CONFIGS if name != "paper"]
+    + [
+        ("nested", dict(qa_fraction=0.3, nested_object_repeats=3, forget_relation=1)),
+        ("correlated", dict(forget_relation=1)),
+        ("correlated", dict(forget_relation=None, num_nested_objects=5, qa_fraction=0.2, num_perturbed=3)),
+        ("nested", dict(forget_fraction=1.0)),  # object -> nested facts are always retained
+        ("tiny", dict(forget_fraction=0.0, holdout_fraction=0.0)),  # an explicit 0: no forget split, allowed
+    ],
+)
+def test_derived_sizes_match_the_generated_world(name, overrides):
+    # Resource estimates and the forget/retain checks use these closed forms before anything is generated.
+    config = make_config(name, **overrides)
+    world = World.generate(config)
+    members = np.bincount(world.membership, minlength=len(Membership))
+    assert config.num_facts == world.num_facts
+    assert config.num_trained_facts == world.trained.sum()
+    assert config.num_forget_facts == members[Membership.FORGET]
+    assert config.num_dependent_facts == members[Membership.DEPENDENT]
+    assert config.num_retain_facts == members[Membership.RETAIN] > 0
+    assert config.train_rows_per_pass == TrainCorpus(world).rows_per_pass
