@@ -1,6 +1,8 @@
 """The `behemoth` command line: --help everywhere, YAML/flag conversion, one-line errors and exit codes."""
 
 import errno
+import subprocess
+import sys
 
 import pytest
 
@@ -259,3 +261,20 @@ def test_programming_errors_keep_their_traceback(error, monkeypatch):
     _replace_configs_command(monkeypatch, error)
     with pytest.raises(type(error)):
         cli.main(["configs"])
+
+
+def test_light_commands_import_neither_torch_nor_transformers():
+    # A fresh interpreter: this test process has imported both long ago.
+    code = """
+import contextlib, io, sys
+heavy = ("torch", "transformers")
+import behemoth_hf.config
+print([name for name in heavy if name in sys.modules])
+from behemoth_hf import cli
+for argv in (["--help"], ["configs"], ["generate", "--help"]):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        cli.main(argv)
+print([name for name in heavy if name in sys.modules])
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["[]", "[]"], result.stderr
