@@ -4,6 +4,7 @@ Arguments are dataclasses parsed with `transformers.HfArgumentParser`. `--config
 parser's defaults (so flags still win, as in TRL's parser) and unknown YAML keys are errors;
 `--set key=value` then overrides any field. YAML values and `--set` strings go through the same
 conversion (`coerce`, typed by the field's annotation), so a YAML value a flag would refuse is refused too.
+`--help` shows a command's own fields; for a `TrainingArguments` subclass, `--help-all` adds the inherited ones.
 """
 
 from __future__ import annotations
@@ -204,7 +205,7 @@ def _own_and_inherited_fields(dataclass_type: type) -> tuple[list[str], list[str
 
 
 class _GroupedArgumentParser(HfArgumentParser):
-    """`HfArgumentParser` whose help lists each dataclass's own fields under its name, and the ~150 fields inherited
+    """`HfArgumentParser` whose help lists each dataclass's own fields under its name, and the ~100 fields inherited
     from `TrainingArguments` last, under their own heading: hidden unless `show_inherited` (`--help-all`)."""
 
     def __init__(self, dataclass_types: tuple[type, ...], show_inherited: bool, **kwargs: Any):
