@@ -33,9 +33,10 @@ the facts that depend on it. Splits: `train` (the pretraining corpus, each fact 
 `forget`, `retain`, `dependent` (facts depending on a forget fact), `paraphrase` (forget facts in a
 held-out word order) and `holdout` (facts of subjects never trained on).
 """
-_CITATION = """\
+# The paper, cited by the dataset card, the model cards and the evaluate modules too.
+CITATION = """\
 @article{iofinova2026behemoth,
-  title   = {Behemoth: a synthetic benchmark for unlearning and editing},
+  title   = {Behemoth: Benchmarking Unlearning in LLMs Using Fully Synthetic Data},
   author  = {Iofinova, Eugenia and Alistarh, Dan},
   journal = {arXiv preprint arXiv:2601.23153},
   year    = {2026}
@@ -92,7 +93,7 @@ class Behemoth(datasets.ArrowBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description=_DESCRIPTION,
-            citation=_CITATION,
+            citation=CITATION,
             homepage=_HOMEPAGE,
             license=_LICENSE,
             features=splits.features(self.config),

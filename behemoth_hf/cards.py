@@ -8,6 +8,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from behemoth_hf.builder import CITATION
+
 
 def _template(name: str) -> str:
     return resources.files("behemoth_hf.model_cards").joinpath(name).read_text()
@@ -37,7 +39,9 @@ def write_model_card(folder: Path, record: dict[str, Any]) -> None:
         tags=["behemoth", "synthetic", "unlearning", "oracle" if record["oracle"] else "pretrained"],
         eval_results=eval_results,
     )
-    card = ModelCard.from_template(card_data, template_str=_template("model_card.md"), model_name=model_name, **record)
+    card = ModelCard.from_template(
+        card_data, template_str=_template("model_card.md"), model_name=model_name, citation=CITATION, **record
+    )
     (folder / "README.md").write_text(str(card))
 
 
@@ -56,6 +60,7 @@ def write_unlearning_card(folder: Path, record: dict[str, Any]) -> None:
         template_str=_template("unlearned_card.md"),
         model_name=model_name,
         base_model=Path(record["model"]).name,
+        citation=CITATION,
         **record,
     )
     (folder / "README.md").write_text(str(card))

@@ -182,6 +182,20 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+# Failures of the user's input or environment: one line and exit 2, no traceback (anything else is a bug and keeps
+# its traceback). An OSError counts when it names the file it failed on (an unwritable parent, an output path that
+# is a file, ...); these subclasses always do.
+_USER_OS_ERRORS = (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def error_line(error: BaseException) -> str:
+    """`error` as one line: `strerror: filename` for operating-system errors, else the message, whitespace folded."""
+    if isinstance(error, OSError) and error.strerror and error.filename is not None:
+        target = f"{error.filename} -> {error.filename2}" if error.filename2 is not None else error.filename
+        return f"{error.strerror}: {target}"
+    return " ".join(str(error).split())
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="behemoth", description="Behemoth synthetic-knowledge benchmark")
@@ -192,13 +206,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     known, rest = parser.parse_known_args(argv[:1])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    import yaml
+
     from behemoth_hf.hub import HubError
 
     try:
         return COMMANDS[known.command](argv[1:] + rest)
-    except (ValueError, TypeError, FileExistsError, FileNotFoundError, HubError) as error:
-        # Bad input: one clear line, no traceback.
-        print(f"behemoth {known.command}: error: {error}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"behemoth {known.command}: interrupted", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
+    except (ValueError, TypeError, OSError, yaml.YAMLError, HubError) as error:
+        if isinstance(error, OSError) and not isinstance(error, _USER_OS_ERRORS) and error.filename is None:
+            raise
+        print(f"behemoth {known.command}: error: {error_line(error)}", file=sys.stderr)
         return 2
 
 

@@ -86,7 +86,7 @@ class EvaluationArguments:
     oracle: str | None = field(default=None, metadata={"help": "retain oracle: model folder or BEHEMOTH_EVAL.json"})
     base: str | None = field(default=None, metadata={"help": "model before the edit (for locality)"})
     batch_size: int = field(default=256, metadata={"help": "sequences per forward pass"})
-    mia_k: float = field(default=0.4, metadata={"help": "min-k% fraction"})
+    mia_k: float = field(default=0.4, metadata={"help": "share of lowest token log-probs averaged by min-k%%"})
     probes: bool = field(default=False, metadata={"help": "probe facts through every template (format attack)"})
     overwrite: bool = field(default=False, metadata={"help": "replace a finished output_dir of `behemoth evaluate`"})
 

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 from scipy.stats import hmean
 
 from behemoth_hf import metrics
+from behemoth_hf.arguments import read_yaml
 from behemoth_hf.attacks.relearn import plot_relearn_curves
 from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.config import make_config
@@ -85,7 +85,7 @@ class Experiment:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"experiment file {path} does not exist")
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = read_yaml(path) or {}
         allowed = set(cls.__dataclass_fields__)
         unknown = sorted(set(raw) - allowed)
         if unknown:

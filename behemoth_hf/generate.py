@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 from huggingface_hub import DatasetCard, DatasetCardData
 from tqdm.auto import tqdm
 
+from behemoth_hf.builder import CITATION
 from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
 from behemoth_hf.resources import check_generate_resources
 from behemoth_hf.staging import check_output, staged_output
@@ -174,6 +175,7 @@ def write_dataset_card(root: Path, entries: list[tuple[BehemothConfig, dict[str,
     card = DatasetCard.from_template(
         card_data,
         template_str=template,
+        citation=CITATION,
         worlds=[
             {"config": config, "rows": rows, "parameters": config.world_dict(), "fingerprint": config.fingerprint()}
             for config, rows, _ in entries

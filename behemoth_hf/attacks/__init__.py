@@ -2,23 +2,37 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
+
+
+ATTACKS = {
+    "relearn": "fine-tune briefly on benign data and watch the forgotten facts return",
+    "quantize": "round-trip the weights through 8- or 4-bit quantization",
+}
 
 
 def attack_command(argv: list[str]) -> int:
     """Attack unlearned models: `relearn` (benign fine-tuning) or `quantize` (8/4-bit round trip)."""
+    parser = argparse.ArgumentParser(
+        prog="behemoth attack",
+        usage=f"%(prog)s [-h] {{{','.join(ATTACKS)}}} [ARGUMENTS ...]",
+        description=attack_command.__doc__,
+        epilog="`behemoth attack ATTACK --help` lists the attack's arguments.",
+    )
+    parser.add_argument("attack", choices=list(ATTACKS), help="; ".join(f"{k}: {v}" for k, v in ATTACKS.items()))
+    # Only the attack name here: its own parser reads (and documents) everything after it.
+    attack = parser.parse_args(argv[:1]).attack
+
     from behemoth_hf.arguments import parse_dataclasses
     from behemoth_hf.attacks.quantize import QuantizeArguments, run_quantize
     from behemoth_hf.attacks.relearn import RelearnArguments, run_relearn
 
-    attacks = {"relearn": (RelearnArguments, run_relearn), "quantize": (QuantizeArguments, run_quantize)}
-    if not argv or argv[0] not in attacks:
-        got = argv[0] if argv else "nothing"
-        raise ValueError(f"`behemoth attack` needs an attack: {' or '.join(attacks)} (got {got})")
-    arguments_class, run = attacks[argv[0]]
-    (args,) = parse_dataclasses((arguments_class,), argv[1:], prog=f"behemoth attack {argv[0]}")
+    runners = {"relearn": (RelearnArguments, run_relearn), "quantize": (QuantizeArguments, run_quantize)}
+    arguments_class, run = runners[attack]
+    (args,) = parse_dataclasses((arguments_class,), argv[1:], prog=f"behemoth attack {attack}")
     run(args)
-    table = Path(args.output_dir) / f"{argv[0]}.md"
+    table = Path(args.output_dir) / f"{attack}.md"
     print(table.read_text())
     print(f"table: {table}")
     return 0

@@ -7,6 +7,7 @@ A thin wrapper over `behemoth_hf.metrics.memorization.exact_match` and `fact_acc
 import datasets
 import evaluate
 
+from behemoth_hf.builder import CITATION
 from behemoth_hf.metrics.memorization import exact_match, fact_accuracy
 
 
@@ -28,13 +29,7 @@ Examples:
     {'accuracy': 0.5}
 """
 
-_CITATION = """
-@article{behemoth2026,
-  title = {Behemoth: a synthetic-knowledge benchmark for unlearning and model editing},
-  journal = {arXiv preprint arXiv:2601.23153},
-  year = {2026}
-}
-"""
+_CITATION = CITATION
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)
