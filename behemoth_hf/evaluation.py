@@ -270,6 +270,11 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     """Evaluate every model (and the oracle when it is a model folder); write results, report and plots."""
     output = check_output(args.output_dir, SUMMARY_FILE, overwrite=args.overwrite)
     data = open_dataset(args.dataset)
+    if "forget" not in data.fact_splits:
+        raise ValueError(
+            f"`dataset` {data.source} has no forget split (a world with forget_fraction=0): evaluation measures "
+            f"forgetting against it; its splits are {', '.join(data.fact_splits)}"
+        )
     names = [Path(path).resolve().name for path in args.model]
     oracle_is_model = args.oracle is not None and Path(args.oracle).is_dir()
     if len(set(names)) != len(names) or (oracle_is_model and "oracle" in names):

@@ -21,6 +21,7 @@ import numpy as np
 from behemoth_hf import metrics
 from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.data import open_dataset
+from behemoth_hf.staging import refuse_unsafe_path
 from behemoth_hf.unlearn.arguments import UnlearningArguments
 from behemoth_hf.unlearn.run import RECORD_FILE, run_unlearning, select_forget_rows
 
@@ -65,7 +66,7 @@ def run_sequential(args: UnlearningArguments, sequential: SequentialArguments) -
     intermediate model, and write the curves. `args.num_requests` is k; `args.request` is ignored."""
     from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
 
-    root = Path(args.output_dir)
+    root = refuse_unsafe_path(args.output_dir, "output_dir")
     data = open_dataset(args.dataset)
     requests = [dataclasses.replace(args, request=i) for i in range(1, args.num_requests + 1)]
     request_facts = [set(select_forget_rows(request, data)["fact_id"]) for request in requests]  # checks k first

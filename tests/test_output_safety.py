@@ -300,3 +300,12 @@ def test_two_processes_save_one_complete_model(tmp_path, world, pretrained):
         assert (unlearn_output / name).is_file(), name
     AutoModelForCausalLM.from_pretrained(unlearn_output)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "unlearned"]
+
+
+def test_evaluating_a_world_without_forget_split_is_one_line(tmp_path, capsys):
+    data = generate_dataset(make_config("tiny", forget_fraction=0), tmp_path / "data", progress=False)
+    model = tmp_path / "model"
+    argv = ["pretrain", "--config", TINY_PRETRAIN, "--dataset", str(data), "--output", str(model)]
+    assert main([*argv, "--set", "max_steps=2"]) == 0
+    assert main(["evaluate", "--model", str(model), "--dataset", str(data), "--output", str(tmp_path / "e")]) == 2
+    assert "no forget split" in capsys.readouterr().err
