@@ -105,7 +105,8 @@ def write_sharded(
     shard_index = 0
     writer = pq.ParquetWriter(directory / _shard_name(split, 0, num_shards), schema, compression="zstd")
     try:
-        for table in _split_at_boundaries(tables, TRAIN_SHARD_ROWS):
+        # Row groups of a size dividing the shard size, so that none straddles two shards.
+        for table in _row_groups(tables, math.gcd(ROW_GROUP_ROWS, TRAIN_SHARD_ROWS)):
             if written and written % TRAIN_SHARD_ROWS == 0:
                 writer.close()
                 shard_index += 1
@@ -121,6 +122,22 @@ def write_sharded(
     if written != total_rows:
         raise RuntimeError(f"{split}: wrote {written} rows, expected {total_rows}")
     return written
+
+
+def _row_groups(tables: Iterable[pa.Table], size: int) -> Iterator[pa.Table]:
+    """Re-cut a stream of tables into tables of exactly `size` rows (the last one shorter): one Parquet row group
+    each, however small the incoming tables are (a tiny world's pass is a few hundred rows, and every row group
+    costs kilobytes of metadata on disk and in the writer)."""
+    pending: list[pa.Table] = []
+    pending_rows = 0
+    for piece in _split_at_boundaries(tables, size):
+        pending.append(piece)
+        pending_rows += piece.num_rows
+        if pending_rows == size:
+            yield pa.concat_tables(pending).combine_chunks()
+            pending, pending_rows = [], 0
+    if pending:
+        yield pa.concat_tables(pending).combine_chunks()
 
 
 def _split_at_boundaries(tables: Iterable[pa.Table], every: int) -> Iterator[pa.Table]:

@@ -41,9 +41,8 @@ _OVERRIDE_HINT = f"set {SKIP_ENV}=1 (behemoth generate: --no-resource-check) to 
 # Each is rounded up from the largest measured value, so estimates err on the side of "needs more".
 # Parquet (zstd): 12.2 B/train row (default) to 15.6 (300k subjects); paper: 15.4 (4.62 GB for 300M rows).
 PARQUET_BYTES_PER_TRAIN_ROW = 16
-# Every pass is written as its own row group(s), and each row group costs ~4.3 kB of Parquet metadata on disk
-# and ~40 kB of writer memory until its shard is closed: tiny (120-row passes) at 20,000 repeats measured
-# 37.6 B/row (1.9 B/row in 100k-row groups) and 780 MB of memory.
+# Each row group (ROW_GROUP_ROWS rows, the last one of a split shorter) costs ~4.3 kB of Parquet metadata on disk
+# and ~40 kB of writer memory until its shard is closed.
 PARQUET_BYTES_PER_ROW_GROUP = 4400
 PARQUET_MEMORY_PER_ROW_GROUP = 40_000
 # Parquet fact rows: 26-46 B (every column filled, names compress well).
@@ -99,8 +98,7 @@ def estimate_generate(config: BehemothConfig) -> ResourceEstimate:
 
     train_rows = config.train_rows_per_pass * config.repeats
     fact_rows = _fact_split_rows(config)
-    row_groups_per_pass = math.ceil(config.train_rows_per_pass / ROW_GROUP_ROWS)
-    row_groups = row_groups_per_pass * config.repeats
+    row_groups = math.ceil(train_rows / ROW_GROUP_ROWS)
     row_groups_per_shard = math.ceil(row_groups * min(1.0, TRAIN_SHARD_ROWS / train_rows))
     return ResourceEstimate(
         train_rows=train_rows,
