@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
 from behemoth_hf.staging import staged_directory
 from behemoth_hf.splits import TRAIN, TrainCorpus, fact_table, features, split_names
-from behemoth_hf.tokenizer import build_tokenizer
+from behemoth_hf.tokenizer import build_tokenizer, save_tokenizer
 from behemoth_hf.world import World
 
 
@@ -73,7 +73,7 @@ def write_world(config: BehemothConfig, root: Path, *, progress: bool = True) ->
         rows[split] = write_sharded(root / DATA_DIR, split, [table], table.num_rows, schema)
 
     tokenizer = build_tokenizer(world.lexicon)
-    tokenizer.save_pretrained(root / TOKENIZER_DIR)
+    save_tokenizer(tokenizer, root / TOKENIZER_DIR)
     write_dataset_card(root, [(config, rows, "")])
     metadata = {
         "config_name": config.name,

@@ -32,6 +32,7 @@ from transformers import GenerationConfig, get_scheduler
 from behemoth_hf.data import BehemothData, open_dataset
 from behemoth_hf.modeling import PRESETS, build_model
 from behemoth_hf.scoring import score_answers
+from behemoth_hf.tokenizer import save_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -439,7 +440,7 @@ def _save_final(model, tokenizer, record: dict[str, Any], output: Path) -> None:
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=4
     )
     model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
+    save_tokenizer(tokenizer, staging)
     write_model_card(staging, record)
     for path in staging.iterdir():
         os.replace(path, output / path.name)
