@@ -263,6 +263,22 @@ def test_dataset_folder_must_have_a_card_whose_files_exist(hub_server, dataset_f
     assert hub_server.requests == []
 
 
+def test_dataset_card_with_two_default_configs_is_refused(hub_server, dataset_folder, tmp_path):
+    folder = tmp_path / "two-defaults"
+    folder.mkdir()
+    for path in ("behemoth.json", "data/forget-00000-of-00001.parquet"):
+        (folder / path).parent.mkdir(exist_ok=True)
+        (folder / path).write_bytes((dataset_folder / path).read_bytes())
+    configs = ["  - split: forget", "    path: data/forget-*.parquet"]
+    lines = ["---", "configs:", "- config_name: tiny", "  default: true", "  data_files:", *configs]
+    (folder / "README.md").write_text(
+        "\n".join([*lines, "- config_name: default", "  data_files:", *configs, "---", ""])
+    )
+    with pytest.raises(ValueError, match=r"several default configs \('tiny', 'default'\)"):
+        push_dataset(folder, "org/x")
+    assert hub_server.requests == []
+
+
 def test_model_without_card_is_refused_naming_the_command_that_writes_it(hub_server, model_folder, tmp_path):
     folder = tmp_path / "no-card"
     folder.mkdir()
