@@ -29,7 +29,7 @@ from behemoth_hf.config import GENERATOR_VERSION, BehemothConfig
 from behemoth_hf.resources import check_generate_resources
 from behemoth_hf.staging import check_output, staged_output
 from behemoth_hf.splits import TRAIN, TrainCorpus, fact_table, features, split_names
-from behemoth_hf.tokenizer import build_tokenizer
+from behemoth_hf.tokenizer import build_tokenizer, save_tokenizer
 from behemoth_hf.world import World
 
 
@@ -75,7 +75,7 @@ def write_world(config: BehemothConfig, root: Path, *, progress: bool = True) ->
         rows[split] = write_sharded(root / DATA_DIR, split, [table], table.num_rows, schema)
 
     tokenizer = build_tokenizer(world.lexicon)
-    tokenizer.save_pretrained(root / TOKENIZER_DIR)
+    save_tokenizer(tokenizer, root / TOKENIZER_DIR)
     write_dataset_card(root, [(config, rows, "")])
     metadata = {
         "config_name": config.name,
@@ -168,17 +168,21 @@ def _file_hashes(root: Path) -> dict[str, str]:
 def write_dataset_card(root: Path, entries: list[tuple[BehemothConfig, dict[str, int], str]]) -> None:
     """README.md with the YAML `configs:` that `load_dataset(root_or_repo, name)` reads.
 
-    `entries` are (config, rows per split, folder of that config relative to `root`); the first
-    config is the default one.
+    `entries` are (config, rows per split, folder of that config relative to `root`). The default
+    config (what `load_dataset(root_or_repo)` loads) is the one named `default` when there is one,
+    else the first: `datasets` takes a config named `default` as the default whatever the card says,
+    so marking another one too makes every load fail with "several default configs".
     """
+    names = [config.name for config, _, _ in entries]
+    default = "default" if "default" in names else names[0]
     configs = []
-    for index, (config, rows, prefix) in enumerate(entries):
+    for config, rows, prefix in entries:
         data_dir = f"{prefix}/{DATA_DIR}" if prefix else DATA_DIR
         entry = {
             "config_name": config.name,
             "data_files": [{"split": split, "path": f"{data_dir}/{split}-*.parquet"} for split in rows],
         }
-        if index == 0:
+        if config.name == default:
             entry["default"] = True
         configs.append(entry)
     card_data = DatasetCardData(

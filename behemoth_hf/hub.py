@@ -184,6 +184,14 @@ def _check_dataset_folder(root: Path) -> str:
     configs = (metadata_load(card) or {}).get("configs")
     if not configs:
         raise ValueError(f"{card} has no YAML `configs:`; without it `load_dataset(repo_id, config)` cannot work")
+    # datasets takes a config named `default` as the default, as well as any marked `default: true`; two of them
+    # make every load_dataset / get_dataset_config_names of the repo fail.
+    defaults = [c.get("config_name") for c in configs if c.get("default") or c.get("config_name") == "default"]
+    if len(defaults) > 1:
+        raise ValueError(
+            f"{card} has several default configs ({', '.join(map(repr, defaults))}), so no config of the repo would "
+            "load: regenerate the folder (materialize.py marks the config named `default` only)"
+        )
     for config in configs:
         for pattern in _data_file_patterns(config.get("data_files")):
             if Path(pattern).is_absolute() or ".." in Path(pattern).parts or not any(root.glob(pattern)):

@@ -34,6 +34,7 @@ from behemoth_hf.data import BehemothData, open_dataset
 from behemoth_hf.modeling import PRESETS, build_model
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.staging import check_output, claimed, commit, is_finished, refuse_unsafe_path, staging_path
+from behemoth_hf.tokenizer import save_tokenizer
 
 
 logger = logging.getLogger(__name__)
@@ -490,7 +491,7 @@ def _save_final(model, tokenizer, record: dict[str, Any], work: Path, output: Pa
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=4
     )
     model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
+    save_tokenizer(tokenizer, staging)
     write_model_card(staging, record)
     (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
     if not replacing and (output / CHECKPOINT_DIR).is_dir():

@@ -4,20 +4,59 @@ Nothing is trained: the vocabulary is the lexicon. No post-processor adds specia
 tokens of a prompt are always a prefix of the tokens of prompt + " " + answer. The role ranges and
 the world config travel in `tokenizer_config.json` (`behemoth_roles`, `behemoth_world`), so a saved
 tokenizer says which dataset it belongs to.
+
+Decoding puts the spaces back. Words carry no space marker (encoding is a plain whitespace split), so
+the decoder decides from the first word whether a text opens a sentence: a text that begins with a
+word every sentence of some template begins with (`SS`, `OO`, `QQ`, `ad`) or with a special token
+has no leading space; any other text continues a sentence and starts with one, as GPT-2's tokens do.
+So `decode(encode(s)) == s` for every sentence, prompt and question, and decoding only the new tokens
+of a generation (what a transformers 5 `pipeline` appends to its prompt) gives `" " + answer`. The
+one ambiguous case: a continuation whose first word is `SS` or `OO` where they stand mid-sentence
+(after `ob`, `en`, ...) decodes as a new sentence, without its space.
+
+`save_tokenizer` writes the class name `PreTrainedTokenizerFast`, which transformers 4.45 (pinned by
+OpenUnlearning) and 5.x both load; 5.x's own `save_pretrained` writes `TokenizersBackend`, unknown to 4.45.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
+from pathlib import Path
 from typing import Any
 
-from tokenizers import Tokenizer, models, pre_tokenizers
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
-from behemoth_hf.lexicon import EOS_TOKEN, PAD_TOKEN, UNK_TOKEN, Lexicon
+from behemoth_hf.lexicon import EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, UNK_TOKEN, Lexicon
+from behemoth_hf.render import TEMPLATES
 
 
 # Longest sentence is 12 words + "." (two-word names add 2); generous room for packed sequences.
 MODEL_MAX_LENGTH = 2048
+# The class name written into tokenizer_config.json: transformers 4.45 resolves it to its fast tokenizer,
+# 5.x to TokenizersBackend (of which PreTrainedTokenizerFast is an alias there).
+TOKENIZER_CLASS = "PreTrainedTokenizerFast"
+TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+# Flags transformers 5 puts into a loaded tokenizer's init_kwargs: they say how that copy was loaded, not what the
+# tokenizer is, and would make a re-saved tokenizer differ from the one it was loaded from.
+_LOAD_FLAGS = ("is_local", "local_files_only")
+# Words that open a sentence (the first word of each template), and special tokens: no space before them at
+# the start of a decoded text.
+SENTENCE_OPENERS = tuple(sorted({template[0] for template in TEMPLATES.values()})) + SPECIAL_TOKENS
+
+
+def _decoder() -> decoders.Decoder:
+    """Space before every word, then drop the leading one when the text opens a sentence (serialisable)."""
+    openers = "|".join(re.escape(word) for word in SENTENCE_OPENERS)
+    return decoders.Sequence(
+        [
+            decoders.Replace(Regex(r"\A"), " "),  # per token: " word"
+            decoders.Fuse(),
+            decoders.Replace(Regex(rf"\A (?=(?:{openers})(?: |\z))"), ""),
+        ]
+    )
 
 
 def build_tokenizer(lexicon: Lexicon) -> PreTrainedTokenizerFast:
@@ -25,6 +64,7 @@ def build_tokenizer(lexicon: Lexicon) -> PreTrainedTokenizerFast:
     vocab = {word: index for index, word in enumerate(lexicon.tokens)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    backend.decoder = _decoder()
     config = lexicon.config
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
@@ -32,8 +72,24 @@ def build_tokenizer(lexicon: Lexicon) -> PreTrainedTokenizerFast:
         pad_token=PAD_TOKEN,
         unk_token=UNK_TOKEN,
         model_max_length=MODEL_MAX_LENGTH,
+        # Spelled out: transformers 4.45 warns when it is missing, and its cleanup would glue " ." to the word.
+        clean_up_tokenization_spaces=False,
         behemoth_roles=[role.to_dict() for role in lexicon.role_ranges],
         behemoth_world={"config_name": config.name, "fingerprint": config.fingerprint(), **config.world_dict()},
+    )
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | os.PathLike) -> None:
+    """`tokenizer.save_pretrained(directory)`, with a `tokenizer_class` that transformers 4.45 and 5.x both load."""
+    tokenizer.save_pretrained(directory)
+    path = Path(directory) / TOKENIZER_CONFIG_FILE
+    tokenizer_config = json.loads(path.read_text(encoding="utf-8"))
+    tokenizer_config["tokenizer_class"] = TOKENIZER_CLASS
+    for flag in _LOAD_FLAGS:
+        tokenizer_config.pop(flag, None)
+    # Same layout as save_pretrained's own file, so saving twice gives the same bytes.
+    path.write_text(
+        json.dumps(tokenizer_config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
 
 

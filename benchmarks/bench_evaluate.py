@@ -1,6 +1,7 @@
 """Evaluation on the `default` world: scoring speed, and the headline metrics of a pretrained model and its oracle.
 
-    python benchmarks/bench_evaluate.py          # writes benchmarks/results/evaluate.json (+ report in a temp dir)
+    python benchmarks/bench_evaluate.py            # writes benchmarks/results/evaluate-<UTC time>.json
+    python benchmarks/bench_evaluate.py --update   # merges into the committed benchmarks/results/evaluate.json
 
 Pretrains the `small` model and its retain oracle with the README's recipe, then runs `behemoth evaluate`
 on both. Scoring speed is facts per second of `score_answers` (one teacher-forced pass per batch of 256)
@@ -26,6 +27,7 @@ from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.pretrain import PretrainArguments, pretrain
 from behemoth_hf.scoring import score_answers
+from results_file import add_output_arguments, output_path, write_record
 
 
 CONFIGS = Path(__file__).parents[1] / "trainer_configs"
@@ -45,8 +47,9 @@ HEADLINE = (
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output", default="benchmarks/results/evaluate.json")
+    add_output_arguments(parser, "evaluate")
     args = parser.parse_args()
+    path = output_path(parser, args, "evaluate")
     with tempfile.TemporaryDirectory() as scratch:
         dataset = generate_dataset(make_config("default"), Path(scratch) / "default", progress=False)
         models = {}
@@ -91,7 +94,7 @@ def main() -> None:
         "metrics": {name: {key: results[name][key]["agg_value"] for key in HEADLINE} for name in results},
     }
     print(json.dumps(record, indent=2))
-    Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(path, record, update=args.update)
 
 
 if __name__ == "__main__":

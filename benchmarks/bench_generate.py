@@ -7,6 +7,9 @@ generation + writing (not the ~4 s of library imports, reported separately as wa
 
     python benchmarks/bench_generate.py                 # 1M and 10M sentences, plus repeats x10
     python benchmarks/bench_generate.py --paper         # also the 300M-sentence `paper` config
+
+Results go to a new benchmarks/results/generate-<UTC time>.json (or `--output PATH`); `--update` merges
+them into the committed benchmarks/results/generate.json, keeping the cases this run did not measure.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import add_output_arguments, output_path, write_record
 
 
 CASES = {
@@ -81,8 +86,9 @@ def run_case(config_name: str, overrides: dict, scratch: Path) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--paper", action="store_true", help="also generate the 300M-sentence paper config")
-    parser.add_argument("--output", default="benchmarks/results/generate.json")
+    add_output_arguments(parser, "generate")
     args = parser.parse_args()
+    path = output_path(parser, args, "generate")
     cases = {**CASES, **(PAPER_CASE if args.paper else {})}
     results = []
     for label, (config_name, overrides) in cases.items():
@@ -98,7 +104,7 @@ def main() -> None:
         "baseline": "original create_data.py: ~85k sentences/s; 173 MB peak at 1M sentences, 1,386 MB at 10M",
         "results": results,
     }
-    Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+    write_record(path, record, update=args.update, identity={"results": ("case",)})
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Time-to-accuracy of pretraining on 2 CPU cores: the `default` world, `small` preset, both losses.
 
-    python benchmarks/bench_pretrain.py            # writes benchmarks/results/pretrain.json
-    python benchmarks/bench_pretrain.py --oracle   # adds the retain oracle (trainer_configs/oracle_small.yaml)
+    python benchmarks/bench_pretrain.py                    # writes benchmarks/results/pretrain-<UTC time>.json
+    python benchmarks/bench_pretrain.py --update           # merges into the committed benchmarks/results/pretrain.json
+    python benchmarks/bench_pretrain.py --oracle --update  # only the retain oracle (trainer_configs/oracle_small.yaml)
 
 Each run is `behemoth pretrain --config trainer_configs/pretrain_small.yaml` (answer-only loss) or the
 same with `--set loss=all`, stopped at 99% exact-match accuracy on a 1,000-fact sample of the trained
@@ -23,6 +24,7 @@ from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.config import make_config
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.pretrain import PretrainArguments, pretrain
+from results_file import add_output_arguments, output_path, write_record
 
 
 CONFIGS = Path(__file__).parents[1] / "trainer_configs"
@@ -33,19 +35,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--losses", nargs="+", default=["answer", "all"])
-    parser.add_argument("--output", default="benchmarks/results/pretrain.json")
-    parser.add_argument("--oracle", action="store_true", help="only run the oracle, added to the existing results")
+    parser.add_argument("--oracle", action="store_true", help="only run the oracle (merged with --update)")
+    add_output_arguments(parser, "pretrain")
     args = parser.parse_args()
+    path = output_path(parser, args, "pretrain")
+    machine = f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}"
     if args.oracle:
-        record = json.loads(Path(args.output).read_text())
-        record["oracle"] = run_oracle()
-        Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
-        return
+        record = {"machine": machine, "oracle": run_oracle()}
+    else:
+        record = {
+            "machine": machine,
+            "command": "python benchmarks/bench_pretrain.py",
+            "world": "default (400 subjects x 5 relations x 20 objects, 100 repeats)",
+            "preset": "small (GPT-NeoX, 2 layers, width 256, 4 heads)",
+            "target": "99% exact-match on a 1,000-fact sample of trained facts, in under 5 minutes",
+            "results": run_recipes(args.losses, args.seeds),
+        }
+    write_record(path, record, update=args.update, identity={"results": ("loss", "seed")})
+
+
+def run_recipes(losses: list[str], seeds: list[int]) -> list[dict]:
+    """Pretrain with each loss and seed on a fresh `default` world; one result per run."""
     results = []
     with tempfile.TemporaryDirectory() as scratch:
         dataset = generate_dataset(make_config("default"), Path(scratch) / "default", progress=False)
-        for loss in args.losses:
-            for seed in args.seeds:
+        for loss in losses:
+            for seed in seeds:
                 argv = [
                     "--config",
                     YAML,
@@ -71,15 +86,7 @@ def main() -> None:
                 }
                 print(json.dumps(result))
                 results.append(result)
-    record = {
-        "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",
-        "command": "python benchmarks/bench_pretrain.py",
-        "world": "default (400 subjects x 5 relations x 20 objects, 100 repeats)",
-        "preset": "small (GPT-NeoX, 2 layers, width 256, 4 heads)",
-        "target": "99% exact-match on a 1,000-fact sample of trained facts, in under 5 minutes",
-        "results": results,
-    }
-    Path(args.output).write_text(json.dumps(record, indent=2) + "\n")
+    return results
 
 
 def run_oracle() -> dict:

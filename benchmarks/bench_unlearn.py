@@ -1,6 +1,7 @@
 """Training speed of each unlearning/editing method relative to plain fine-tuning, on 2 CPU cores.
 
-    python benchmarks/bench_unlearn.py            # writes benchmarks/results/unlearn.json
+    python benchmarks/bench_unlearn.py            # writes benchmarks/results/unlearn-<UTC time>.json
+    python benchmarks/bench_unlearn.py --update   # merges into the committed benchmarks/results/unlearn.json
 
 Model: the `small` preset (freshly initialised: speed does not depend on the weights) on the `default`
 world; every method trains 60 steps on the same forget batches (32 facts, retain examples paired by
@@ -20,8 +21,10 @@ import torch
 
 from behemoth_hf.data import open_dataset
 from behemoth_hf.modeling import build_model
+from behemoth_hf.tokenizer import save_tokenizer
 from behemoth_hf.unlearn import UnlearningArguments
 from behemoth_hf.unlearn.run import run_unlearning
+from results_file import add_output_arguments, output_path, write_record
 
 
 CASES = {
@@ -40,8 +43,9 @@ CASES = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--steps", type=int, default=60)
-    parser.add_argument("--output", default="benchmarks/results/unlearn.json")
+    add_output_arguments(parser, "unlearn")
     args = parser.parse_args()
+    path = output_path(parser, args, "unlearn")
     data = open_dataset("default")
     results = []
     with tempfile.TemporaryDirectory() as scratch:
@@ -50,7 +54,7 @@ def main() -> None:
         build_model(
             "small", len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, seed=0
         ).save_pretrained(model_dir)
-        tokenizer.save_pretrained(model_dir)
+        save_tokenizer(tokenizer, model_dir)
         for label, overrides in CASES.items():
             run_args = UnlearningArguments(
                 model=str(model_dir),
@@ -77,18 +81,13 @@ def main() -> None:
     baseline = results[0]["steps_per_second"]
     for result in results:
         result["relative_to_plain_fine_tuning"] = round(result["steps_per_second"] / baseline, 2)
-    Path(args.output).write_text(
-        json.dumps(
-            {
-                "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",
-                "command": "python benchmarks/bench_unlearn.py",
-                "model": "small preset (GPT-NeoX, 2 layers, width 256), default world, batch 32 forget (+32 retain)",
-                "results": results,
-            },
-            indent=2,
-        )
-        + "\n"
-    )
+    record = {
+        "machine": f"{platform.machine()} {platform.processor()} torch threads={torch.get_num_threads()}",
+        "command": "python benchmarks/bench_unlearn.py",
+        "model": "small preset (GPT-NeoX, 2 layers, width 256), default world, batch 32 forget (+32 retain)",
+        "results": results,
+    }
+    write_record(path, record, update=args.update, identity={"results": ("case",)})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """Pushes against the loopback Hub stand-in: round trips through load_dataset/from_pretrained, and failures."""
 
-import importlib.util
 import socket
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from behemoth_hf.export import export_openunlearning
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.hub import HubError, push_dataset, push_model
 from hub_standin import VALID_TOKEN, HubStandIn
+from test_dataset_scripts import REPO_CONFIGS, materialize_module
 
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -148,15 +148,23 @@ def test_subcommand_parser_and_resume_state_left_out(hub_server, model_folder, t
     assert hub_server.repos[("model", "org/run")].private
 
 
-def test_materialized_multi_config_repo_pushes(hub_server, tmp_path):
-    path = Path(__file__).parents[1] / "dataset_scripts" / "materialize.py"
-    spec = importlib.util.spec_from_file_location("materialize", path)
-    materialize = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(materialize)
-    folder = materialize.materialize(tmp_path / "repo", ["tiny"])
-    push_dataset(folder, "org/behemoth")
-    holdout = datasets.load_dataset("org/behemoth", "tiny", split="holdout", cache_dir=str(tmp_path / "cache"))
-    assert holdout.num_rows == 12
+def test_materialized_multi_config_repo_loads_every_config_from_the_hub(hub_server, tmp_path):
+    """The repo `python dataset_scripts/materialize.py --output DIR --push-to-hub ORG/NAME` uploads (repeats=1)."""
+    folder = tmp_path / "repo"
+    argv = ["--output", str(folder), "--set", "repeats=1", "--quiet", "--push-to-hub", "org/behemoth"]
+    assert materialize_module().main(argv) == 0
+    assert datasets.get_dataset_config_names("org/behemoth") == REPO_CONFIGS
+    for name in REPO_CONFIGS:
+        remote = datasets.load_dataset("org/behemoth", name, cache_dir=str(tmp_path / "remote"))
+        local = datasets.load_dataset(str(folder), name, cache_dir=str(tmp_path / "local"))
+        assert list(remote) == list(local), name
+        for split in local:
+            assert remote[split].to_list() == local[split].to_list(), (name, split)
+    unnamed = datasets.load_dataset("org/behemoth", split="forget", cache_dir=str(tmp_path / "remote"))
+    assert (
+        unnamed.to_list()
+        == datasets.load_dataset(str(folder), "default", split="forget", cache_dir=str(tmp_path / "local")).to_list()
+    )
 
 
 # ---------------------------------------------------------------------------------------------- failures
@@ -252,6 +260,22 @@ def test_dataset_folder_must_have_a_card_whose_files_exist(hub_server, dataset_f
     (broken / "README.md").write_bytes((dataset_folder / "README.md").read_bytes())
     with pytest.raises(FileNotFoundError, match=r"config 'tiny' .* names data files 'data/train-\*\.parquet'"):
         push_dataset(broken, "org/x")
+    assert hub_server.requests == []
+
+
+def test_dataset_card_with_two_default_configs_is_refused(hub_server, dataset_folder, tmp_path):
+    folder = tmp_path / "two-defaults"
+    folder.mkdir()
+    for path in ("behemoth.json", "data/forget-00000-of-00001.parquet"):
+        (folder / path).parent.mkdir(exist_ok=True)
+        (folder / path).write_bytes((dataset_folder / path).read_bytes())
+    configs = ["  - split: forget", "    path: data/forget-*.parquet"]
+    lines = ["---", "configs:", "- config_name: tiny", "  default: true", "  data_files:", *configs]
+    (folder / "README.md").write_text(
+        "\n".join([*lines, "- config_name: default", "  data_files:", *configs, "---", ""])
+    )
+    with pytest.raises(ValueError, match=r"several default configs \('tiny', 'default'\)"):
+        push_dataset(folder, "org/x")
     assert hub_server.requests == []
 
 

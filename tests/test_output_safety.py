@@ -309,3 +309,17 @@ def test_evaluating_a_world_without_forget_split_is_one_line(tmp_path, capsys):
     assert main([*argv, "--set", "max_steps=2"]) == 0
     assert main(["evaluate", "--model", str(model), "--dataset", str(data), "--output", str(tmp_path / "e")]) == 2
     assert "no forget split" in capsys.readouterr().err
+
+
+def test_materialize_overwrite_refuses_a_foreign_folder(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("materialize", REPO / "dataset_scripts" / "materialize.py")
+    materialize = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(materialize)
+    foreign = tmp_path / "hub"
+    foreign.mkdir()
+    (foreign / "notes.md").write_text("mine")
+    with pytest.raises(FileExistsError, match="not an output of this command"):
+        materialize.materialize(foreign, ["tiny"], overwrite=True, progress=False)
+    assert _snapshot(foreign) == {"notes.md": b"mine"}

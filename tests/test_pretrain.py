@@ -45,7 +45,7 @@ def test_pretrained_model_knows_the_facts_and_loads_with_auto_classes(pretrained
     for row in forget:
         inputs = tokenizer(row["prompt"], return_tensors="pt")
         generated = model.generate(**inputs, max_new_tokens=1, do_sample=False)
-        hits += tokenizer.decode(generated[0, inputs.input_ids.shape[1] :]) == row["answer"]
+        hits += tokenizer.decode(generated[0, inputs.input_ids.shape[1] :]) == " " + row["answer"]
     assert hits / len(forget) >= 0.9
     card = (pretrained / "README.md").read_text()
     assert "model-index" in card and "fact accuracy (forget)" in card
@@ -85,7 +85,7 @@ def test_resume_refuses_another_run_and_finished_outputs_are_kept(tmp_path):
         pretrain(_tiny_args(tmp_path / "run"), on_step_end=stop)
     with pytest.raises(ValueError, match="belongs to another run"):
         pretrain(_tiny_args(tmp_path / "run", learning_rate=1e-3, resume=True))
-    with pytest.raises(FileExistsError, match="is not empty; pass --resume"):
+    with pytest.raises(FileExistsError, match="holds an unfinished run; pass --resume"):
         pretrain(_tiny_args(tmp_path / "run"))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         pretrain(_tiny_args(tmp_path / "empty", resume=True))

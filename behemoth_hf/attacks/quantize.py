@@ -24,6 +24,7 @@ from transformers.pytorch_utils import Conv1D
 from behemoth_hf.attacks.targets import AttackTargets
 from behemoth_hf.cards import write_quantized_card
 from behemoth_hf.staging import staged_output
+from behemoth_hf.tokenizer import save_tokenizer
 
 
 QUANTIZATION_RECORD = "quantization_record.json"
@@ -88,7 +89,7 @@ def write_quantized(model_path: str | Path, output: str | Path, bits: int, group
     record = {"source_model": str(model_path), **quantize_model(model, bits, group_size)}
     with staged_output(output, QUANTIZATION_RECORD) as staging:
         model.save_pretrained(staging)
-        AutoTokenizer.from_pretrained(model_path).save_pretrained(staging)
+        save_tokenizer(AutoTokenizer.from_pretrained(model_path), staging)
         write_quantized_card(staging, Path(output).name, Path(model_path), record)
         (staging / QUANTIZATION_RECORD).write_text(json.dumps(record, indent=2) + "\n")
     return Path(output)

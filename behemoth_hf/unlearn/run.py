@@ -20,6 +20,7 @@ import numpy as np
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.lexicon import Lexicon
 from behemoth_hf.staging import check_output, staged_output
+from behemoth_hf.tokenizer import save_tokenizer
 from behemoth_hf.unlearn.arguments import UnlearningArguments
 from behemoth_hf.unlearn.data import ForgetRetainDataset, PairedCollator, encode_examples
 from behemoth_hf.unlearn.registry import METHODS
@@ -175,6 +176,6 @@ def _save(model, tokenizer, record: dict[str, Any], output: Path, overwrite: boo
 
     with staged_output(output, RECORD_FILE, overwrite=overwrite) as staging:
         model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+        save_tokenizer(tokenizer, staging)
         write_unlearning_card(staging, record)
         (staging / RECORD_FILE).write_text(json.dumps(record, indent=2, default=str) + "\n")
