@@ -53,6 +53,8 @@ METRIC_NAMES = (
     "propagation_ambiguous",
     *probe_metric_names(),
 )
+# What an edit is judged on: reported only for models made by `behemoth edit` (for others they read as noise).
+EDIT_METRICS = ("edit_reliability", "edit_generalization", "edit_locality", "edit_portability")
 
 
 @dataclass
@@ -261,6 +263,14 @@ def add_reference_metrics(results: dict[str, Any], oracle: dict[str, Any] | None
         results["privleak"] = metrics.metric_result(metrics.privleak(results["mia_min_k"]["agg_value"], reference_auc))
 
 
+def is_edit_run(model: str | Path) -> bool:
+    """Was the model folder made by `behemoth edit` (its unlearning record says so)?"""
+    from behemoth_hf.unlearn.run import RECORD_FILE
+
+    record = Path(model) / RECORD_FILE
+    return record.is_file() and json.loads(record.read_text()).get("method") == "edit"
+
+
 def _evaluator(path: str, data: BehemothData, args: EvaluationArguments) -> ModelEvaluator:
     model, _ = load_model(data, path)
     return ModelEvaluator(model, data, args.batch_size, args.mia_k, args.probes)
@@ -277,7 +287,7 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
         )
     names = [Path(path).resolve().name for path in args.model]
     oracle_is_model = args.oracle is not None and Path(args.oracle).is_dir()
-    if len(set(names)) != len(names) or (oracle_is_model and "oracle" in names):
+    if len(set(names)) != len(names) or (args.oracle is not None and "oracle" in names):
         raise ValueError(
             f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}"
         )
@@ -286,7 +296,9 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     all_results: dict[str, dict[str, Any]] = {}
     oracle_results = None
     if args.oracle is not None and Path(args.oracle).is_file():
+        # Given as its results file: shown like an evaluated oracle in the report and plots, and copied.
         oracle_results = metrics.read_eval_json(args.oracle)
+        all_results["oracle"] = oracle_results
     elif oracle_is_model:
         oracle_results = _evaluator(args.oracle, data, args).evaluate(base_predictions)
         add_reference_metrics(oracle_results, oracle_results)  # the oracle against itself: forget quality 1.0
@@ -306,7 +318,7 @@ def _write_evaluation(output: Path, all_results: dict[str, dict[str, Any]], data
 
     for name, results in all_results.items():
         metrics.write_results(results, output / name, RESULTS_NAME)
-    write_report(all_results, data, output)
+    write_report(all_results, data, output, edit_runs={n for n, path in zip(names, args.model) if is_edit_run(path)})
     summaries = {name: metrics.summary(results) for name, results in all_results.items()}
     (output / SUMMARY_FILE).write_text(
         json.dumps(

@@ -12,6 +12,11 @@ Robustness: a variant with `num_requests: k` unlearns the forget set as k reques
 (`sequential.py`, curves in a `requests` plot); `attacks:` (`attacks/suite.py`) attacks every kept run
 and the oracle, adding the attack metrics to the table; `start_bits: b` starts every run from the
 pretrained model round-tripped through b-bit quantization (unlearning a quantized release).
+
+Reuse is keyed on what produced each output (`reuse.py`): the work folder's world, model and oracle
+must be the ones the file asks for (otherwise it is refused), and a run, evaluation or attack made
+with other arguments, or from another model, is made again. `--set key=value` overrides the file
+(recorded in the results).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import json
 import logging
 import math
+import textwrap
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,11 +34,12 @@ import numpy as np
 from scipy.stats import hmean
 
 from behemoth_hf import metrics
-from behemoth_hf.arguments import read_yaml
+from behemoth_hf.arguments import coerce, field_types, parse_key_values, read_yaml
 from behemoth_hf.attacks.relearn import plot_relearn_curves
 from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.config import make_config
 from behemoth_hf.quickstart import prepare_world
+from behemoth_hf.reuse import arguments_key, claim, identity
 from behemoth_hf.sequential import plot_curves
 
 
@@ -81,7 +89,8 @@ class Experiment:
     start_bits: int | None = None
 
     @classmethod
-    def load(cls, path: str | Path) -> Experiment:
+    def load(cls, path: str | Path, overrides: dict[str, Any] | None = None) -> Experiment:
+        """Read and validate an experiment file, with `overrides` (from `parse_overrides`) applied first."""
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"experiment file {path} does not exist")
@@ -90,6 +99,12 @@ class Experiment:
         unknown = sorted(set(raw) - allowed)
         if unknown:
             raise ValueError(f"unknown key(s) {unknown} in {path}; allowed: {', '.join(sorted(allowed))}")
+        for key, value in (overrides or {}).items():
+            section, _, name = key.rpartition(".")
+            if section:
+                raw[section] = {**(raw.get(section) or {}), name: value}
+            else:
+                raw[key] = value
         variants = []
         for entry in raw.get("variants") or []:
             extra = sorted(set(entry) - {"name", "args", "learning_rates"})
@@ -174,14 +189,62 @@ class Experiment:
         return runs
 
 
-def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Path | None = None) -> dict[str, Any]:
-    """Run (or resume) the experiment; the table, run list and plots go to `output_dir`, the world, models and
-    per-run outputs to `work_dir` (default `output_dir/work`)."""
-    from behemoth_hf.attacks.quantize import write_quantized
+# Mappings of the file that `--set` reaches one entry at a time, as `<mapping>.<key>`.
+_SET_SECTIONS = ("common", "world_overrides")
+
+
+def override_types() -> dict[str, Any]:
+    """What `--set` may change, with its type: the file's plain fields, `common.<run argument>` and
+    `world_overrides.<world parameter>` (variants, plots and attacks only in the file)."""
+    from behemoth_hf.config import WORLD_FIELDS, BehemothConfig
+    from behemoth_hf.unlearn import UnlearningArguments
+
+    types = {
+        name: kind
+        for name, kind in field_types(Experiment).items()
+        if name not in (*_SET_SECTIONS, "variants", "plots", "attacks")
+    }
+    world = field_types(BehemothConfig)
+    types.update({f"world_overrides.{name}": world[name] for name in WORLD_FIELDS})
+    set_by_runner = ("model", "dataset", "output_dir")
+    types.update(
+        {
+            f"common.{name}": kind
+            for name, kind in field_types(UnlearningArguments).items()
+            if name not in set_by_runner
+        }
+    )
+    return types
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` strings, typed as `arguments.py` types every command's `--set`; a list is comma-separated
+    (`seeds=0,1,2`). Unknown keys raise `ValueError` listing the allowed ones."""
+    types = override_types()
+    values: dict[str, Any] = {}
+    for pair in pairs:
+        key, _, raw = (part.strip() for part in pair.partition("="))
+        if typing.get_origin(types.get(key)) is list:
+            (item_type,) = typing.get_args(types[key])
+            values[key] = [coerce(key, item.strip(), item_type) for item in raw.split(",") if item.strip()]
+        else:
+            values.update(parse_key_values([pair], types))
+    return values
+
+
+def run_experiment(
+    path: str | Path,
+    output_dir: str | Path,
+    work_dir: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the experiment, with `overrides` (`parse_overrides`) of its file; the table, run list and
+    plots go to `output_dir`, the world, models and per-run outputs to `work_dir` (default `output_dir/work`)."""
+    from behemoth_hf.attacks.quantize import QUANTIZATION_RECORD, write_quantized
     from behemoth_hf.attacks.suite import relearn_curves, run_attacks
     from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
 
-    experiment = Experiment.load(path)
+    experiment = Experiment.load(path, overrides)
     output = Path(output_dir)
     root = Path(work_dir) if work_dir is not None else output / "work"
     output.mkdir(parents=True, exist_ok=True)
@@ -192,11 +255,14 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
         experiment.pretrain_recipe,
     )
     start = experiment.start_model(root)
-    if start != model and not start.exists():
-        write_quantized(model, start, experiment.start_bits, group_size=128)
+    if start != model:
+        key = {"model": identity(model), "bits": experiment.start_bits, "group_size": 128}
+        if not claim(start, start / QUANTIZATION_RECORD, key, f"quantizing the model to {experiment.start_bits} bits"):
+            write_quantized(model, start, experiment.start_bits, group_size=128)
     reference = root / ("reference" if start == model else f"reference-{start.name}")
     oracle_log = reference / "oracle" / f"{RESULTS_NAME}_EVAL.json"
-    if not oracle_log.exists():
+    key = {"model": identity(start), "oracle": identity(oracle), "dataset": identity(data)}
+    if not claim(reference, reference / "summary.json", key, "evaluating the start model and the oracle"):
         run_evaluation(
             EvaluationArguments(
                 model=[str(start)], dataset=str(data), oracle=str(oracle), base=str(start), output_dir=str(reference)
@@ -228,6 +294,7 @@ def run_experiment(path: str | Path, output_dir: str | Path, work_dir: str | Pat
         result = _summarise(experiment, records, reference_summary, oracle_summary)
         if "relearn" in experiment.attacks:
             result["oracle_relearn_curves"] = relearn_curves(oracle_folder, "oracle")
+    result["overrides"] = dict(overrides or {})
     (output / "runs.json").write_text(json.dumps(records, indent=2, default=float) + "\n")
     (output / "results.json").write_text(json.dumps(result, indent=2, default=float) + "\n")
     _write_table(experiment, result, output)
@@ -244,20 +311,30 @@ def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: 
 
     folder = run["folder"]
     args = run["arguments"]()
+    # Everything a run's outputs depend on; a run made with other arguments or from another model is made again.
+    key = {**arguments_key(args), "model": identity(args.model), "dataset": identity(data)}
+    what = f"run {folder.name}"
     if args.num_requests > 1:
         model_folder = folder / f"request-{args.num_requests}"
         summary_file = folder / "evaluation" / model_folder.name / f"{RESULTS_NAME}_SUMMARY.json"
-        if not summary_file.exists():
+        # Finished requests of a partial sequence are resumed: they were made for this same key.
+        if not claim(folder, folder / SEQUENTIAL_FILE, {**key, "oracle": identity(oracle_log)}, what):
             run_sequential(args, SequentialArguments(oracle=str(oracle_log), one_shot=False))
         curve = json.loads((folder / SEQUENTIAL_FILE).read_text())["curve"]
         request_folders = [folder / f"request-{i}" for i in range(1, args.num_requests + 1)]
     else:
         model_folder = folder
+        if not claim(folder, folder / UNLEARNING_RECORD, key, what):
+            run_unlearning(args)
         evaluation = root / "evaluations" / experiment.name / folder.name
         summary_file = evaluation / folder.name / f"{RESULTS_NAME}_SUMMARY.json"
-        if not summary_file.exists():
-            if not (folder / UNLEARNING_RECORD).exists():
-                run_unlearning(args)
+        evaluation_key = {
+            "model": identity(folder),
+            "oracle": identity(oracle_log),
+            "base": identity(args.model),
+            "dataset": identity(data),
+        }
+        if not claim(evaluation, evaluation / "summary.json", evaluation_key, f"evaluating {folder.name}"):
             run_evaluation(
                 EvaluationArguments(
                     model=[str(folder)],
@@ -281,6 +358,7 @@ def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: 
         "variant": run["variant"],
         "learning_rate": run["learning_rate"],
         "seed": run["seed"],
+        "method": args.method,
         "num_requests": args.num_requests,
         "wall_seconds": round(wall, 2),
         "metrics": summary,
@@ -309,7 +387,12 @@ def _summarise(
             by_rate.setdefault(record["learning_rate"], []).append(record)
         best_rate = max(by_rate, key=lambda rate: np.mean([_metric(r, experiment.select) for r in by_rate[rate]]))
         chosen = by_rate[best_rate]
-        row = {"variant": variant.name, "learning_rate": best_rate, "seeds": len(chosen)}
+        row = {
+            "variant": variant.name,
+            "method": chosen[0]["method"],
+            "learning_rate": best_rate,
+            "seeds": len(chosen),
+        }
         for metric in dict.fromkeys([experiment.select, *experiment.table]):
             values = [_metric(r, metric) for r in chosen]
             row[metric] = {"mean": float(np.mean(values)), "std": float(np.std(values))}
@@ -330,29 +413,64 @@ def _metric(record: dict, name: str) -> float:
     return float("nan") if value is None else float(value)
 
 
+def _cell(row: dict[str, Any], metric: str) -> str:
+    """Mean ± std over seeds; the value alone for one seed; a dash for an edit metric of a run that did not edit."""
+    from behemoth_hf.evaluation import EDIT_METRICS
+
+    if metric in (*EDIT_METRICS, "edit_score") and row.get("method", "edit") != "edit":
+        return "–"
+    value = row.get(metric)
+    if isinstance(value, dict):
+        if row["seeds"] == 1:
+            return format_number(value["mean"])
+        return f"{format_number(value['mean'])} ± {format_number(value['std'])}"
+    return "–" if value is None else format_number(value)
+
+
 def _write_table(experiment: Experiment, result: dict[str, Any], root: Path) -> None:
     metrics = list(dict.fromkeys([experiment.select, *experiment.table]))
+    spread = "; mean ± std over seeds" if len(experiment.seeds) > 1 else ""
     lines = [
         f"# {experiment.name}",
         "",
         experiment.description.strip(),
         "",
         f"World `{experiment.world}`, preset `{experiment.preset}`, seeds {experiment.seeds}. Per variant, the "
-        f"learning rate with the best mean `{experiment.select}`; mean ± std over seeds.",
+        f"learning rate with the best mean `{experiment.select}`{spread}.",
         "",
+    ]
+    if result.get("overrides"):
+        settings = ", ".join(f"`{key}={value}`" for key, value in result["overrides"].items())
+        lines += [f"Overrides of the experiment file: {settings}.", ""]
+    lines += [
         "| variant | lr | " + " | ".join(metrics) + " |",
         "|---" * (len(metrics) + 2) + "|",
     ]
     for row in result["variants"]:
-        cells = [f"{format_number(row[m]['mean'])} ± {format_number(row[m]['std'])}" for m in metrics]
-        lines.append(f"| {row['variant']} | {row['learning_rate']} | " + " | ".join(cells) + " |")
+        lines.append(
+            f"| {row['variant']} | {row['learning_rate']} | " + " | ".join(_cell(row, m) for m in metrics) + " |"
+        )
     start = "pretrained" if experiment.start_bits is None else f"pretrained, int{experiment.start_bits}"
     for label, reference in ((start, result["pretrained"]), ("oracle", result["oracle"])):
         if reference:
-            cells = ["–" if reference.get(m) is None else format_number(reference[m]) for m in metrics]
-            lines.append(f"| *{label}* | – | " + " | ".join(cells) + " |")
+            row = {**reference, "method": None}  # a reference model, not an edit
+            lines.append(f"| *{label}* | – | " + " | ".join(_cell(row, m) for m in metrics) + " |")
     lines += ["", *(f"![{plot['file']}]({plot['file']})" for plot in experiment.plots), ""]
     (root / "results.md").write_text("\n".join(lines))
+
+
+def sweep_axis(variants: list[Variant]) -> tuple[str, list[float]] | None:
+    """The one numeric argument every variant sets and only it varies (`lora_rank: 1, 2, 4, ...`), with its values;
+    None when the variants are not points of one sweep (a line between them would then mean nothing)."""
+    keys = set().union(*(variant.args for variant in variants))
+    varying = [key for key in keys if len({json.dumps(v.args.get(key), sort_keys=True) for v in variants}) > 1]
+    if len(variants) < 2 or len(varying) != 1:
+        return None
+    (key,) = varying
+    values = [variant.args.get(key) for variant in variants]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return None
+    return key, [float(v) for v in values]
 
 
 def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], root: Path) -> None:
@@ -371,24 +489,51 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         figure, axis = plt.subplots(figsize=(6, 4))
         if plot["kind"] == "curve":
             names = [row["variant"] for row in result["variants"]]
+            sweep = sweep_axis(experiment.variants)
+            x = sweep[1] if sweep else list(range(len(names)))
             for metric in plot["y"]:
                 means = [row[metric]["mean"] for row in result["variants"]]
-                stds = [row[metric]["std"] for row in result["variants"]]
-                axis.errorbar(range(len(names)), means, yerr=stds, marker="o", capsize=3, label=metric)
-            axis.set_xticks(range(len(names)), names, rotation=30, ha="right")
-            axis.set_ylabel("mean ± std over seeds")
+                stds = [row[metric]["std"] if len(experiment.seeds) > 1 else 0.0 for row in result["variants"]]
+                order = np.argsort(x)
+                drawn = axis.errorbar(
+                    np.asarray(x)[order],
+                    np.asarray(means)[order],
+                    yerr=np.asarray(stds)[order],
+                    marker="o",
+                    capsize=3,
+                    linestyle="-" if sweep else "none",  # lines only along a real sweep axis
+                    label=metric,
+                )
+                if result["oracle"].get(metric) is not None:
+                    color = drawn.lines[0].get_color()
+                    axis.axhline(result["oracle"][metric], color=color, linestyle=":", label=f"{metric}, oracle")
+            if sweep:
+                axis.set_xlabel(sweep[0])
+                if min(x) > 0 and max(x) / min(x) >= 8:
+                    axis.set_xscale("log", base=2)
+            else:
+                labels = [textwrap.fill(name, 14) for name in names]
+                axis.set_xticks(
+                    x, labels, rotation=30 if len(names) > 3 else 0, ha="right" if len(names) > 3 else "center"
+                )
+                axis.set_xlim(-0.5, len(names) - 0.5)
+            axis.set_ylabel("mean ± std over seeds" if len(experiment.seeds) > 1 else "value (one seed)")
         else:
             for variant in experiment.variants:
                 points = [
                     (_metric(r, plot["x"]), _metric(r, plot["y"])) for r in records if r["variant"] == variant.name
                 ]
                 axis.scatter(*zip(*points), label=variant.name, alpha=0.8)
+            oracle = result["oracle"]
+            if oracle.get(plot["x"]) is not None and oracle.get(plot["y"]) is not None:
+                axis.scatter(
+                    [oracle[plot["x"]]], [oracle[plot["y"]]], marker="*", s=120, color="black", label="oracle"
+                )
             axis.set_xlabel(plot["x"])
             axis.set_ylabel(plot["y"])
         axis.set_title(plot.get("title", experiment.name))
-        axis.legend(fontsize=7)
-        figure.tight_layout()
-        figure.savefig(root / plot["file"], dpi=120)
+        axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+        figure.savefig(root / plot["file"], dpi=120, bbox_inches="tight")  # keeps the outside legend
         plt.close(figure)
 
 
@@ -450,10 +595,20 @@ def experiment_command(argv: list[str]) -> int:
     parser.add_argument("file", help="experiment YAML file")
     parser.add_argument("--output", help="table, run list and plots (default: results/<experiment name>)")
     parser.add_argument("--work-dir", help="world, models and runs, reused on resume (default: OUTPUT/work)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the file: a plain key (preset=tiny, seeds=0,1), common.<run argument> or "
+        "world_overrides.<world parameter>; recorded in the results",
+    )
     args = parser.parse_args(argv)
-    experiment = Experiment.load(args.file)
+    overrides = parse_overrides(args.overrides)
+    experiment = Experiment.load(args.file, overrides)
     output = Path(args.output or Path("results") / experiment.name)
-    result = run_experiment(args.file, output, args.work_dir)
+    result = run_experiment(args.file, output, args.work_dir, overrides)
     print((output / "results.md").read_text())
     print(f"results: {output / 'results.md'} ({len(result['variants'])} variants)")
     return 0

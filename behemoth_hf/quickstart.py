@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.config import NAMED_CONFIGS, make_config
 from behemoth_hf.generate import METADATA_FILE, generate_dataset
 from behemoth_hf.modeling import PRESETS
+from behemoth_hf.reuse import arguments_key, claim, differences, identity
 
 
 logger = logging.getLogger(__name__)
@@ -64,30 +65,55 @@ def recipe(name: str) -> str:
     return str(resources.files("behemoth_hf.trainer_configs").joinpath(name))
 
 
-def _stage(done: Path, what: str) -> bool:
-    if done.exists():
-        logger.info("%s: reusing %s", what, done.parent)
-        return False
-    logger.info("%s ...", what)
-    return True
-
-
 def prepare_world(root: Path, config, preset: str, pretrain_recipe: str) -> tuple[Path, Path, Path]:
     """Generate `config` into `root/data` and pretrain `root/model` and its retain oracle `root/oracle` with
-    the shipped recipe `pretrain_recipe`, reusing whatever is already complete. Returns the three folders."""
-    from behemoth_hf.pretrain import RECORD_FILE, PretrainArguments, pretrain
+    the shipped recipe `pretrain_recipe`, reusing whatever is already complete. Returns the three folders.
+
+    Every experiment and quickstart on `root` shares these, so one made for another world or recipe is
+    refused (naming what is there and what is asked), never replaced; an interrupted pretraining resumes."""
+    from behemoth_hf.pretrain import CHECKPOINT_DIR, RECORD_FILE, PretrainArguments, pretrain
 
     data, model, oracle = root / "data", root / "model", root / "oracle"
-    if _stage(data / METADATA_FILE, f"generating the `{config.name}` world"):
-        generate_dataset(config, data, overwrite=True)
+    if (data / METADATA_FILE).exists():
+        found = json.loads((data / METADATA_FILE).read_text())
+        if found["fingerprint"] != config.fingerprint():
+            changed = differences(found["world"], config.world_dict()) or "generator version"
+            raise FileExistsError(
+                f"{data} holds world `{found['config_name']}` (fingerprint {found['fingerprint']}), but world "
+                f"`{config.name}` (fingerprint {config.fingerprint()}) is asked for (there -> asked: {changed}); "
+                "choose another work folder"
+            )
+        logger.info("world `%s`: reusing %s", config.name, data)
+    elif data.exists():
+        raise FileExistsError(f"{data} exists but holds no generated world (no {METADATA_FILE}); move it away")
+    else:
+        logger.info("generating the `%s` world ...", config.name)
+        generate_dataset(config, data)
     for folder, extra, what in (
-        (model, [], "pretraining the model"),
-        (oracle, ["--exclude-split", "forget"], "pretraining the retain oracle"),
+        (model, [], "the pretrained model"),
+        (oracle, ["--exclude-split", "forget"], "the retain oracle"),
     ):
-        if _stage(folder / RECORD_FILE, what):
-            argv = ["--config", recipe(pretrain_recipe), "--dataset", str(data), "--output", str(folder)]
-            argv += ["--preset", preset, "--overwrite", *extra]
-            pretrain(*parse_dataclasses((PretrainArguments,), argv, prog="behemoth"))
+        argv = ["--config", recipe(pretrain_recipe), "--dataset", str(data), "--output", str(folder)]
+        (args,) = parse_dataclasses((PretrainArguments,), [*argv, "--preset", preset, *extra], prog="behemoth")
+        if (folder / RECORD_FILE).exists():
+            found = json.loads((folder / RECORD_FILE).read_text())
+            if found["run_fingerprint"] != args.run_fingerprint(config.fingerprint()):
+                asked = {**asdict(args), "dataset_fingerprint": config.fingerprint()}
+                there = {**found["arguments"], "dataset_fingerprint": found["dataset_fingerprint"]}
+                for name in ("output_dir", "dataset", "overwrite", "resume"):
+                    asked.pop(name), there.pop(name, None)
+                raise FileExistsError(
+                    f"{folder} holds {what} made with other settings (there -> asked: {differences(there, asked)}); "
+                    "choose another work folder"
+                )
+            logger.info("%s: reusing %s", what, folder)
+            continue
+        if folder.exists() and any(folder.iterdir()):
+            if not (folder / CHECKPOINT_DIR).is_dir():
+                raise FileExistsError(f"{folder} exists but holds no pretraining run of ours; move it away")
+            args = replace(args, resume=True)  # checks the checkpoints are of this very run
+        logger.info("pretraining %s ...", what)
+        pretrain(args)
     return data, model, oracle
 
 
@@ -106,18 +132,20 @@ def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
         "edit-lora": ("edit_lora.yaml", "editing the forget facts with rank-4 LoRA"),
     }
     for name, (config, what) in runs.items():
-        if _stage(root / name / UNLEARNING_RECORD, what):
-            argv = [
-                "--config",
-                recipe(config),
-                "--model",
-                str(model),
-                "--dataset",
-                str(data),
-                "--output",
-                str(root / name),
-            ]
-            run_unlearning(*parse_dataclasses((UnlearningArguments,), argv, prog="quickstart"))
+        argv = [
+            "--config",
+            recipe(config),
+            "--model",
+            str(model),
+            "--dataset",
+            str(data),
+            "--output",
+            str(root / name),
+        ]
+        (unlearning,) = parse_dataclasses((UnlearningArguments,), argv, prog="quickstart")
+        key = {**arguments_key(unlearning), "model": identity(model), "dataset": identity(data)}
+        if not claim(root / name, root / name / UNLEARNING_RECORD, key, what):
+            run_unlearning(unlearning)
 
     logger.info("evaluating against the oracle")
     evaluation = EvaluationArguments(
@@ -131,12 +159,18 @@ def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
     return run_evaluation(evaluation)
 
 
-def format_table(all_results: dict[str, dict[str, Any]]) -> str:
-    """A plain-text table of the headline metrics, one row per model."""
-    header = ["model", *(title for _, title in TABLE)]
+def format_table(all_results: dict[str, dict[str, Any]], edit_runs: set[str] = frozenset()) -> str:
+    """A plain-text table of the headline metrics, one row per model; edit metrics only for `edit_runs`."""
+    from behemoth_hf.evaluation import EDIT_METRICS
+
+    table = [(key, title) for key, title in TABLE if edit_runs or key not in EDIT_METRICS]
+    header = ["model", *(title for _, title in table)]
     rows = [header]
     for name, results in all_results.items():
-        values = [results.get(key, {}).get("agg_value") for key, _ in TABLE]
+        values = [
+            None if key in EDIT_METRICS and name not in edit_runs else results.get(key, {}).get("agg_value")
+            for key, _ in table
+        ]
         rows.append([name, *("-" if v is None else f"{v:.3g}" for v in values)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) for row in rows)
@@ -144,11 +178,12 @@ def format_table(all_results: dict[str, dict[str, Any]]) -> str:
 
 def quickstart_command(argv: list[str]) -> int:
     """The whole pipeline on the `default` world in a few minutes: data, model, oracle, NPO, LoRA edit, report."""
+    from behemoth_hf.evaluation import is_edit_run
     from behemoth_hf.report import REPORT_FILE
 
     (args,) = parse_dataclasses((QuickstartArguments,), argv, prog="behemoth quickstart")
     all_results = run_quickstart(args)
-    print(format_table(all_results))
+    print(format_table(all_results, {name for name in all_results if is_edit_run(Path(args.output_dir) / name)}))
     report = Path(args.output_dir) / "evaluation" / REPORT_FILE
     print(f"\nreport with plots: {report}")
     summary = json.loads((report.parent / "summary.json").read_text())

@@ -1,8 +1,10 @@
 import json
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import pytest
 
+from behemoth_hf import report as report_module
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
@@ -95,21 +97,43 @@ def test_results_have_openunlearning_shape_and_report_files(evaluated, models):
     assert set(combined["summaries"]) == {"oracle", "pretrained", "ga"}
     report = (output / "report.md").read_text()
     assert "| `oracle` |" in report and "| `ga` |" in report and "forget quality" in report
+    assert "edit reliability" not in report  # no model here was made by `behemoth edit`
     for plot in ("accuracy.png", "truth_ratio.png", "forget_vs_utility.png"):
         assert (output / plot).stat().st_size > 1000
 
 
-def test_an_oracle_eval_file_works_like_the_oracle_model(evaluated, models, tmp_path):
+def _plotted_labels(monkeypatch) -> dict[str, list[str]]:
+    """Legend labels of every plot the report saves, by file name (figures inspected instead of written)."""
+    labels: dict[str, list[str]] = {}
+
+    def inspect(figure, path):
+        labels[path.name] = [text.get_text() for axis in figure.axes for text in axis.get_legend().get_texts()]
+        plt.close(figure)
+        return path
+
+    monkeypatch.setattr(report_module, "_save", inspect)
+    return labels
+
+
+def test_an_oracle_eval_file_works_like_the_oracle_model(evaluated, models, tmp_path, monkeypatch):
     output, results = evaluated
+    labels = _plotted_labels(monkeypatch)
     args = EvaluationArguments(
-        model=[models["pretrained"]],
+        model=[models["pretrained"], models["ga"]],
         dataset="tiny",
         output_dir=str(tmp_path),
         oracle=str(output / "oracle" / "BEHEMOTH_EVAL.json"),
     )
-    again = run_evaluation(args)["pretrained"]
-    assert again["forget_quality"] == results["pretrained"]["forget_quality"]
-    assert again["privleak"] == results["pretrained"]["privleak"]
+    again = run_evaluation(args)
+    assert again["pretrained"]["forget_quality"] == results["pretrained"]["forget_quality"]
+    assert again["pretrained"]["privleak"] == results["pretrained"]["privleak"]
+    # The oracle is in the report and in every plot, as when it is given as a model folder.
+    assert list(again) == ["oracle", "pretrained", "ga"]
+    oracle_row = next(line for line in (tmp_path / "report.md").read_text().splitlines() if "| `oracle` |" in line)
+    assert f"{results['oracle']['forget_accuracy']['agg_value']:.3f}" in oracle_row
+    assert set(labels) == {"accuracy.png", "truth_ratio.png", "forget_vs_utility.png"}
+    assert all("oracle" in plotted for plotted in labels.values()), labels
+    assert read_eval_json(tmp_path / "oracle" / "BEHEMOTH_EVAL.json") == read_eval_json(args.oracle)
 
 
 def test_propagation_to_nested_facts_after_an_edit(tmp_path):
@@ -150,6 +174,12 @@ def test_propagation_to_nested_facts_after_an_edit(tmp_path):
         assert "edit_portability" in results
     edited_results = read_eval_json(output / "edited" / "BEHEMOTH_EVAL.json")
     assert edited_results["edit_reliability"]["agg_value"] >= 0.8
+    # Edit metrics are reported for the edit run only.
+    lines = (output / "report.md").read_text().splitlines()
+    header, *rows = [line.split(" | ") for line in lines if line.startswith("| ")][:3]
+    column = header.index("edit reliability")
+    cells = {row[0].strip("| `"): row[column] for row in rows}
+    assert cells["pretrained"] == "–" and float(cells["edited"]) >= 0.8
 
 
 def test_bad_inputs(models, tmp_path):

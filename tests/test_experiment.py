@@ -1,9 +1,15 @@
 import json
+import logging
+import shutil
 
 import pytest
 
 from behemoth_hf.cli import main
-from behemoth_hf.experiment import Experiment
+from behemoth_hf.config import make_config
+from behemoth_hf.experiment import Experiment, Variant, parse_overrides, sweep_axis
+from behemoth_hf.generate import generate_dataset
+from behemoth_hf.quickstart import prepare_world
+from behemoth_hf.reuse import identity
 
 
 TINY_EXPERIMENT = """
@@ -25,7 +31,21 @@ plots:
 """
 
 
-def test_experiment_sweeps_selects_and_resumes(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_work(tmp_path_factory):
+    """The tiny world, model and oracle of every experiment here: pretrained once, each test gets a copy."""
+    root = tmp_path_factory.mktemp("tiny-work")
+    prepare_world(root, make_config("tiny"), "tiny", "pretrain_tiny.yaml")
+    return root
+
+
+def _work_folder(tiny_work, tmp_path):
+    shutil.copytree(tiny_work, tmp_path / "work")
+    return tmp_path / "work"
+
+
+def test_experiment_sweeps_selects_and_resumes(tmp_path, tiny_work):
+    _work_folder(tiny_work, tmp_path)
     path = tmp_path / "tiny_rank.yaml"
     path.write_text(TINY_EXPERIMENT)
     output = tmp_path / "results"
@@ -35,7 +55,8 @@ def test_experiment_sweeps_selects_and_resumes(tmp_path, capsys):
     assert full["variant"] == "full" and full["learning_rate"] == 1e-3  # 1e-4 barely moves a tiny model
     assert full["seeds"] == 2 and full["edit_reliability"]["mean"] >= 0.8
     assert len(json.loads((output / "runs.json").read_text())) == 2 * 2 + 1 * 2
-    assert "| full | 0.001 |" in (output / "results.md").read_text()
+    table = (output / "results.md").read_text()
+    assert "| full | 0.001 |" in table and " ± " in table  # two seeds: mean ± std
     assert (output / "curve.png").exists() and (output / "pareto.png").exists()
     assert not (output / "work").exists()
     # Resuming reuses every finished run.
@@ -90,10 +111,10 @@ plots:
 """
 
 
-def test_experiment_attacks_kept_runs_and_the_oracle_and_runs_requests_in_turn(tmp_path):
+def test_experiment_attacks_kept_runs_and_the_oracle_and_runs_requests_in_turn(tmp_path, tiny_work):
     path = tmp_path / "tiny_robustness.yaml"
     path.write_text(TINY_ROBUSTNESS)
-    output, work = tmp_path / "results", tmp_path / "work"
+    output, work = tmp_path / "results", _work_folder(tiny_work, tmp_path)
     assert main(["experiment", str(path), "--output", str(output), "--work-dir", str(work)]) == 0
     result = json.loads((output / "results.json").read_text())
     for row in result["variants"]:
@@ -112,3 +133,93 @@ def test_experiment_attacks_kept_runs_and_the_oracle_and_runs_requests_in_turn(t
     assert "| *oracle* | – |" in table and "quantize_int4_forget_accuracy" in table
     assert (output / "requests.png").exists() and (output / "relearn.png").exists()
     assert result["oracle_relearn_curves"]["retain"]["step"] == [0, 5, 10]
+
+
+ONE_RUN = """
+name: tiny_keys
+description: one gradient-ascent run
+world: tiny
+preset: tiny
+pretrain_recipe: pretrain_tiny.yaml
+seeds: [0]
+common: {method: gradient_ascent, num_train_epochs: 4, per_device_train_batch_size: 8}
+select: forgetting
+table: [forget_accuracy, edit_reliability]
+variants:
+  - {name: ga, learning_rates: [1.0e-3]}
+"""
+
+
+def test_a_work_folder_of_another_world_is_refused_before_any_work(tmp_path, capsys):
+    # The reported case: an experiment on `default` pointed at the work folder of the `correlated` world.
+    work = tmp_path / "work"
+    generate_dataset(make_config("correlated"), work / "data", progress=False)
+    path = tmp_path / "exp.yaml"
+    path.write_text(ONE_RUN.replace("world: tiny", "world: default"))
+    assert main(["experiment", str(path), "--output", str(tmp_path / "out"), "--work-dir", str(work)]) == 2
+    error = capsys.readouterr().err
+    assert "holds world `correlated`" in error and "world `default`" in error and "correlated_pair" in error
+    assert [p.name for p in work.iterdir()] == ["data"]  # nothing trained, nothing replaced
+    assert not (tmp_path / "out" / "results.md").exists()
+
+
+def test_changed_arguments_make_the_run_again_and_are_recorded(tmp_path, tiny_work, caplog):
+    path = tmp_path / "tiny_keys.yaml"
+    path.write_text(ONE_RUN)
+    output, work = tmp_path / "results", _work_folder(tiny_work, tmp_path)
+    command = ["experiment", str(path), "--output", str(output), "--work-dir", str(work)]
+    assert main(command) == 0
+    run = work / "runs" / "tiny_keys" / "ga-lr0.001-seed0"
+    first = json.loads((run / "unlearning_record.json").read_text())
+    table = (output / "results.md").read_text()
+    assert " ± " not in table  # one seed: the value alone
+    ga_row = next(line for line in table.splitlines() if line.startswith("| ga |"))
+    assert ga_row.endswith("| – |")  # edit_reliability: not an edit run
+    pretrained = (work / "model" / "model.safetensors").stat().st_mtime_ns
+
+    with caplog.at_level(logging.WARNING, logger="behemoth_hf.reuse"):
+        assert main([*command, "--set", "common.num_train_epochs=1"]) == 0
+    assert "num_train_epochs" in caplog.text and "making it again" in caplog.text
+    second = json.loads((run / "unlearning_record.json").read_text())
+    assert second["arguments"]["num_train_epochs"] == 1 and second["steps"] < first["steps"]
+    # Its evaluation was made again from the new model; the world and pretrained model were reused.
+    evaluation_key = json.loads((work / "evaluations" / "tiny_keys" / f"{run.name}.key.json").read_text())
+    assert evaluation_key["model"] == identity(run)
+    assert (work / "model" / "model.safetensors").stat().st_mtime_ns == pretrained
+    result = json.loads((output / "results.json").read_text())
+    assert result["overrides"] == {"common.num_train_epochs": 1.0}
+    assert "`common.num_train_epochs=1.0`" in (output / "results.md").read_text()
+
+
+def test_overrides_are_typed_and_unknown_keys_refused(tmp_path):
+    values = parse_overrides(
+        ["seeds=0,1", "preset=tiny", "start_bits=4", "common.lora_rank=2", "world_overrides.correlated_pair=true"]
+    )
+    assert values == {
+        "seeds": [0, 1],
+        "preset": "tiny",
+        "start_bits": 4,
+        "common.lora_rank": 2,
+        "world_overrides.correlated_pair": True,
+    }
+    with pytest.raises(ValueError, match=r"unknown parameter `commons.lora_rank`; allowed: .*common\.lora_rank"):
+        parse_overrides(["commons.lora_rank=2"])
+    with pytest.raises(ValueError, match="unknown parameter `variants`"):
+        parse_overrides(["variants=x"])
+    with pytest.raises(TypeError, match="`seeds` must be an integer"):
+        parse_overrides(["seeds=0,one"])
+    path = tmp_path / "tiny_rank.yaml"
+    path.write_text(TINY_EXPERIMENT)
+    experiment = Experiment.load(path, parse_overrides(["seeds=3", "common.num_train_epochs=2"]))
+    assert experiment.seeds == [3] and experiment.common["num_train_epochs"] == 2.0
+    assert experiment.common["method"] == "edit"  # the rest of `common` stays
+    with pytest.raises(ValueError, match="unknown metric 'edit_magic'"):
+        Experiment.load(path, parse_overrides(["select=edit_magic"]))
+
+
+def test_lines_join_variants_only_along_a_sweep_axis():
+    ranks = [Variant(f"r{r}", {"lora_rank": r, "lora_alpha": 8}) for r in (4, 1, 2)]
+    assert sweep_axis(ranks) == ("lora_rank", [4.0, 1.0, 2.0])
+    assert sweep_axis([Variant("full"), Variant("lora-r2", {"lora_rank": 2})]) is None
+    assert sweep_axis([Variant("a", {"lora_rank": 1, "alpha": 1}), Variant("b", {"lora_rank": 2, "alpha": 2})]) is None
+    assert sweep_axis([Variant("a", {"method": "npo"}), Variant("b", {"method": "simnpo"})]) is None

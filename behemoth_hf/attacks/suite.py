@@ -8,18 +8,23 @@ attacks:
 ```
 `quantize` and `relearn` take the fields of `QuantizeArguments` / `RelearnArguments` other than the
 model, dataset, oracle and output folder.
+
+Each attack's folder is reused only for the same attack arguments, model and dataset (its key, `reuse.py`);
+otherwise it is made again.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from behemoth_hf.attacks.quantize import REPORTED, QuantizeArguments, run_quantize
 from behemoth_hf.attacks.relearn import CURVE_METRICS, RelearnArguments, run_relearn
 from behemoth_hf.probes import probe_metric_names
+from behemoth_hf.reuse import arguments_key, claim, identity
 
 
 ATTACKS = ("probes", "quantize", "relearn")
@@ -66,26 +71,32 @@ def run_attacks(attacks: dict[str, Any], model: str, dataset: str, output: Path,
     added: dict[str, float] = {}
     paths = {"model": [] if is_oracle else [model], "oracle": model if is_oracle else None, "dataset": dataset}
     name = "oracle" if is_oracle else Path(model).resolve().name
+    # A named config (not a folder) is generated identically every time: its name is its identity.
+    inputs = {"model": identity(model), "dataset": identity(dataset) if Path(dataset).is_dir() else dataset}
     if attacks.get("probes"):
         folder = output / "probes"
         summary_file = folder / Path(model).resolve().name / "BEHEMOTH_SUMMARY.json"
-        if not summary_file.exists():
+        if not claim(folder, summary_file, {"attack": "probes", **inputs}, f"probing {name}"):
             run_evaluation(EvaluationArguments(model=[model], dataset=dataset, output_dir=str(folder), probes=True))
         summary = json.loads(summary_file.read_text())
         added.update({metric: summary[metric] for metric in probe_metric_names() if metric in summary})
     if "quantize" in attacks:
         folder = output / "quantize"
-        if not (folder / "quantize.json").exists():
-            shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt
-            run_quantize(_arguments("quantize", attacks["quantize"] or {}, output_dir=str(folder), **paths))
+        args = _arguments("quantize", attacks["quantize"] or {}, output_dir=_VALIDATION_FOLDER, **paths)
+        key = {"attack": "quantize", **arguments_key(args), **inputs, "is_oracle": is_oracle}
+        if not claim(folder, folder / "quantize.json", key, f"quantizing {name}"):
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt for this same key
+            run_quantize(replace(args, output_dir=str(folder)))
         for setting, values in json.loads((folder / "quantize.json").read_text())["models"][name].items():
             if setting != "full":
                 added.update({f"quantize_{setting}_{metric}": value for metric, value in values.items()})
     if "relearn" in attacks:
         folder = output / "relearn"
-        if not (folder / "relearn.json").exists():
-            shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt
-            run_relearn(_arguments("relearn", attacks["relearn"] or {}, output_dir=str(folder), **paths))
+        args = _arguments("relearn", attacks["relearn"] or {}, output_dir=_VALIDATION_FOLDER, **paths)
+        key = {"attack": "relearn", **arguments_key(args), **inputs, "is_oracle": is_oracle}
+        if not claim(folder, folder / "relearn.json", key, f"relearning {name}"):
+            shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt for this same key
+            run_relearn(replace(args, output_dir=str(folder)))
         for kind, curve in relearn_curves(output, name).items():
             added.update({f"relearn_{kind}_{metric}": curve[metric][-1] for metric in CURVE_METRICS})
     return added
