@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -196,6 +197,11 @@ def error_line(error: BaseException) -> str:
     return " ".join(str(error).split())
 
 
+def _exit_on_sigterm(signum: int, frame) -> None:
+    # A plain `kill` unwinds the stack like Ctrl-C does, so staging folders are removed and locks released.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="behemoth", description="Behemoth synthetic-knowledge benchmark")
@@ -206,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     known, rest = parser.parse_known_args(argv[:1])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     import yaml
 
     from behemoth_hf.hub import HubError

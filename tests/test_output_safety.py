@@ -323,3 +323,17 @@ def test_materialize_overwrite_refuses_a_foreign_folder(tmp_path):
     with pytest.raises(FileExistsError, match="not an output of this command"):
         materialize.materialize(foreign, ["tiny"], overwrite=True, progress=False)
     assert _snapshot(foreign) == {"notes.md": b"mine"}
+
+
+def test_sigterm_during_generate_removes_the_staging_folder(tmp_path):
+    output = tmp_path / "data"
+    command = [sys.executable, "-m", "behemoth_hf.cli", "generate", "--config", "tiny", "--quiet"]
+    process = subprocess.Popen([*command, "--set", "repeats=4000", "--output", str(output)], stderr=subprocess.PIPE)
+    staging = staging_path(output.resolve(), process.pid)
+    while not (staging / "data").exists() and process.poll() is None:
+        time.sleep(0.05)
+    assert process.poll() is None, "generation ended before it could be stopped"
+    process.terminate()
+    process.wait()
+    assert process.returncode == 128 + signal.SIGTERM
+    assert list(tmp_path.iterdir()) == []  # no output, no staging folder, no lock
