@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable
@@ -63,6 +64,12 @@ def configs_command(argv: list[str]) -> int:
     return 0
 
 
+def _main_process_print(message: str) -> None:
+    """Print once under torchrun / accelerate launch (they set RANK in every process they start)."""
+    if os.environ.get("RANK", "0") == "0":
+        print(message)
+
+
 def pretrain_command(argv: list[str]) -> int:
     """Pretrain a model from scratch on a Behemoth corpus (add --exclude-split forget for the oracle)."""
     from behemoth_hf.arguments import parse_dataclasses
@@ -71,7 +78,7 @@ def pretrain_command(argv: list[str]) -> int:
     (args,) = parse_dataclasses((PretrainArguments,), argv, prog="behemoth pretrain")
     record = pretrain(args)
     accuracy = ", ".join(f"{split} {value:.3f}" for split, value in record["accuracy"].items())
-    print(
+    _main_process_print(
         f"saved {args.output_dir} after {record['steps']} updates ({record['wall_seconds']} s); accuracy: {accuracy}"
     )
     return 0
@@ -89,7 +96,7 @@ def _unlearning(argv: list[str], prog: str, method: str | None) -> int:
     if method is None and args.method == "edit":
         raise ValueError("`method=edit` writes new answers: run it with `behemoth edit`")
     record = run_unlearning(args)
-    print(
+    _main_process_print(
         f"saved {args.output_dir}: {record['method']}, {record['steps']} steps, "
         f"{record['trainable_parameters']:,} trainable parameters ({record['wall_seconds']} s)"
     )
