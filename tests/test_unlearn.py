@@ -9,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
@@ -266,6 +267,13 @@ def test_registry_rejects_duplicates_and_bad_names():
 
     with pytest.raises(ValueError, match="lowercase identifier"):
         register_method(Bad)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml") if "\nmethod:" in p.read_text()))
+def test_every_method_config_parses(name, tmp_path):
+    argv = ["--config", str(CONFIGS / name), "--model", "m", "--dataset", "tiny", "--output", str(tmp_path / "o")]
+    (args,) = parse_dataclasses((UnlearningArguments,), argv, prog="behemoth unlearn")
+    assert args.method in METHODS and args.seed == 0
 
 
 def test_cli_unlearn_and_edit(tiny_model, tmp_path):
