@@ -74,7 +74,7 @@ class UnlearningArguments(TrainingArguments):
     > `learning_rate=1e-4`, `num_train_epochs=5`, `per_device_train_batch_size=32`, `lr_scheduler_type="constant"`,
     > `logging_steps=10`, `save_strategy="no"`, `remove_unused_columns=False` (batches are nested forget/retain
     > dicts). `seed` also initialises the LoRA adapters, so a run is reproducible from it. `run_name` labels the
-    > progress bar (default: the method, its restriction and request).
+    > progress bar (default: the method, its LoRA rank and its request).
     """
 
     model: str | None = field(default=None, metadata={"help": "folder of the pretrained model"})
