@@ -210,6 +210,7 @@ def test_sequential_requests_unlearn_in_turn_and_compare_with_one_shot(world, tm
     argv = ["sequential", "--model", world["model"], "--dataset", world["data"], "--output", str(output)]
     settings = ["--method", "gradient_ascent", "--learning_rate", "3e-4", "--num_train_epochs", "5"]
     settings += ["--per_device_train_batch_size", "8", "--num_requests", "3", "--oracle", world["oracle"]]
+    settings += ["--seed", "42"]  # the margins below were set at this seed (the default before it became 0)
     assert main([*argv, *settings]) == 0
     summary = json.loads((output / "sequential.json").read_text())
     data = open_dataset(world["data"])

@@ -1,3 +1,7 @@
+import dataclasses
+import inspect
+import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -5,6 +9,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
@@ -64,6 +69,11 @@ def test_every_method_unlearns_and_retain_terms_protect_retain(unlearned, tiny_m
         assert forget.accuracy <= 0.5, method
         assert forget.mean_nll.mean() > base_forget.mean_nll.mean() + 1.0, method
         assert np.isfinite(record["train_loss"]) and record["steps"] == 20
+        # The record's before/after scores of the forget answers are the model's, and a working run does not warn.
+        assert record["forget_effect"]["accuracy_before"] == 1.0
+        assert record["forget_effect"]["accuracy_after"] == forget.accuracy
+        assert record["forget_effect"]["mean_nll_after"] == pytest.approx(forget.mean_nll.mean())
+        assert record["warnings"] == [], method
         retain_accuracy[method] = _scores(model, data, "retain").accuracy
         # Every weight tensor moved (full update).
         base_state, state = base.state_dict(), model.state_dict()
@@ -110,6 +120,69 @@ def test_lora_edit_trains_only_adapters_and_saves_a_plain_model(tiny_model, data
     assert all(
         torch.equal(base.state_dict()[n], p) for n, p in model.state_dict().items() if any(u in n for u in unchanged)
     )
+
+
+@pytest.mark.parametrize("lora_rank", [None, 2], ids=["full", "lora"])
+@pytest.mark.parametrize("method", ["gradient_ascent", "grad_diff", "npo", "simnpo", "edit"])
+def test_runs_are_byte_identical_from_their_seed(tiny_model, tmp_path, method, lora_rank):
+    # Two runs in one process: the second starts from whatever RNG state the first left, as in a sweep.
+    settings = dict(method=method, lora_rank=lora_rank, num_train_epochs=1, per_device_train_batch_size=4, seed=3)
+    weights = []
+    for run in ("first", "second"):
+        _run(tiny_model, tmp_path / run, **settings)
+        weights.append((tmp_path / run / "model.safetensors").read_bytes())
+    assert weights[0] == weights[1]
+
+
+def test_lora_seed_chooses_the_adapter_initialisation(tiny_model, tmp_path):
+    # The test above would pass with adapters that ignore the seed altogether: the seed must matter.
+    settings = dict(method="edit", lora_rank=2, num_train_epochs=1, per_device_train_batch_size=4)
+    weights = []
+    for seed in (3, 4):
+        _run(tiny_model, tmp_path / str(seed), seed=seed, **settings)
+        weights.append((tmp_path / str(seed) / "model.safetensors").read_bytes())
+    assert weights[0] != weights[1]
+
+
+def test_a_run_that_leaves_the_forget_answers_in_place_warns(tiny_model, tmp_path, caplog):
+    # NPO on rank-4 MLP adapters at a rate far too small for them (as 1e-4 was on the `small` model).
+    settings = dict(method="npo", lora_rank=4, lora_targets="mlp", learning_rate=1e-6, num_train_epochs=1)
+    with caplog.at_level(logging.WARNING, logger="behemoth_hf.unlearn.run"):
+        record, _ = _run(tiny_model, tmp_path / "still", **settings)
+    assert record["forget_effect"]["mean_abs_nll_change"] < 0.01
+    assert record["forget_effect"]["accuracy_after"] == record["forget_effect"]["accuracy_before"] == 1.0
+    (warning,) = record["warnings"]
+    assert "`npo` barely changed the model" in warning and "raise `learning_rate`" in warning
+    assert warning in caplog.messages
+    assert json.loads((tmp_path / "still" / "unlearning_record.json").read_text())["warnings"] == [warning]
+
+
+def test_progress_bar_names_the_run(tiny_model, tmp_path, capfd):
+    _run(tiny_model, tmp_path / "labelled", method="npo", lora_rank=2, max_steps=1)
+    assert "npo LoRA r2: 100%" in capfd.readouterr().err
+    _run(tiny_model, tmp_path / "named", method="npo", max_steps=1, run_name="sweep 7")
+    assert "sweep 7: 100%" in capfd.readouterr().err
+
+
+def _field_default(cls, name):
+    (found,) = (f for f in dataclasses.fields(cls) if f.name == name)
+    return found.default_factory() if found.default is dataclasses.MISSING else found.default
+
+
+def test_seeds_default_alike_in_every_command():
+    from behemoth_hf.attacks.relearn import RelearnArguments
+    from behemoth_hf.experiment import Experiment
+    from behemoth_hf.export import export_easyedit
+    from behemoth_hf.pretrain import PretrainArguments
+
+    defaults = {
+        "unlearn/edit/sequential": _field_default(UnlearningArguments, "seed"),
+        "pretrain": _field_default(PretrainArguments, "seed"),
+        "attack relearn": _field_default(RelearnArguments, "seed"),
+        "experiment": _field_default(Experiment, "seeds"),
+        "export easyedit": inspect.signature(export_easyedit).parameters["seed"].default,
+    }
+    assert defaults == {**dict.fromkeys(defaults, 0), "experiment": [0]}
 
 
 @pytest.mark.parametrize("preset", ["tiny", "tiny-gpt2", "tiny-llama"])
@@ -194,6 +267,13 @@ def test_registry_rejects_duplicates_and_bad_names():
 
     with pytest.raises(ValueError, match="lowercase identifier"):
         register_method(Bad)
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml") if "\nmethod:" in p.read_text()))
+def test_every_method_config_parses(name, tmp_path):
+    argv = ["--config", str(CONFIGS / name), "--model", "m", "--dataset", "tiny", "--output", str(tmp_path / "o")]
+    (args,) = parse_dataclasses((UnlearningArguments,), argv, prog="behemoth unlearn")
+    assert args.method in METHODS and args.seed == 0
 
 
 def test_cli_unlearn_and_edit(tiny_model, tmp_path):

@@ -70,9 +70,11 @@ class UnlearningArguments(TrainingArguments):
             Restrict the blocks (or LoRA adapters) to these layers: "1", "0-2", "0,3".
 
     > [!NOTE]
-    > House defaults that differ from `TrainingArguments`: `learning_rate=1e-4`, `num_train_epochs=5`,
-    > `per_device_train_batch_size=32`, `lr_scheduler_type="constant"`, `logging_steps=10`,
-    > `save_strategy="no"`, `remove_unused_columns=False` (batches are nested forget/retain dicts).
+    > House defaults that differ from `TrainingArguments`: `seed=0` (as every `behemoth` command),
+    > `learning_rate=1e-4`, `num_train_epochs=5`, `per_device_train_batch_size=32`, `lr_scheduler_type="constant"`,
+    > `logging_steps=10`, `save_strategy="no"`, `remove_unused_columns=False` (batches are nested forget/retain
+    > dicts). `seed` also initialises the LoRA adapters, so a run is reproducible from it. `run_name` labels the
+    > progress bar (default: the method, its LoRA rank and its request).
     """
 
     model: str | None = field(default=None, metadata={"help": "folder of the pretrained model"})
@@ -103,6 +105,7 @@ class UnlearningArguments(TrainingArguments):
         default=None, metadata={"help": "where the unlearned model and its record go", "aliases": ["--output"]}
     )
     overwrite: bool = field(default=False, metadata={"help": "replace a finished output_dir of this command"})
+    seed: int = field(default=0, metadata={"help": "seed of data order, retain pairs, num_edits choice, LoRA init"})
     learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate"})
     num_train_epochs: float = field(default=5.0, metadata={"help": "epochs over the forget set"})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "forget facts per device per step"})

@@ -2,7 +2,7 @@
 
 Subclasses are one method each and implement only `compute_loss`; this class holds what they share:
 the retain term, the frozen reference model (built only when a method or `retain_loss=kl` needs it),
-and logging of the loss components next to the total.
+logging of the loss components next to the total, and a progress bar that names the run.
 """
 
 from __future__ import annotations
@@ -12,9 +12,22 @@ from collections import defaultdict
 from typing import ClassVar
 
 import torch
-from transformers import Trainer
+from transformers import ProgressCallback, Trainer
 
 from behemoth_hf.unlearn.losses import answer_log_probs, kl_retain_loss, mean_token_nll
+
+
+class LabelledProgressCallback(ProgressCallback):
+    """The Trainer's progress bar with a label: the runs of a sequence or an experiment otherwise look alike."""
+
+    def __init__(self, label: str):
+        super().__init__()
+        self.label = label
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        super().on_train_begin(args, state, control, **kwargs)
+        if self.training_bar is not None:  # None on processes other than the main one
+            self.training_bar.set_description(self.label)
 
 
 class UnlearningTrainer(Trainer):
@@ -28,6 +41,18 @@ class UnlearningTrainer(Trainer):
         needs_reference = self.needs_reference or (self.uses_retain and self.args.retain_loss == "kl")
         self.ref_model = self._reference_model() if needs_reference else None
         self._loss_parts: dict[str, list[float]] = defaultdict(list)
+        # Swap in the labelled bar (none to swap with `disable_tqdm`, which prints logs, or in a notebook).
+        if self.pop_callback(ProgressCallback) is not None:
+            self.add_callback(LabelledProgressCallback(self.args.run_name or self.run_label()))
+
+    def run_label(self) -> str:
+        """`npo`, `edit LoRA r4`, `npo request 2/4`: the method, its LoRA rank and its deletion request."""
+        label = self.name
+        if self.args.lora_rank is not None:
+            label += f" LoRA r{self.args.lora_rank}"
+        if self.args.num_requests > 1:
+            label += f" request {self.args.request}/{self.args.num_requests}"
+        return label
 
     def _reference_model(self):
         # A frozen copy of the starting point (LoRA adapters start at zero, so a peft copy is too).

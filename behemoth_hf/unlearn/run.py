@@ -4,6 +4,8 @@ Everything that can be wrong with the input (model/dataset mismatch, an empty fo
 method that needs retain data without it, a bad restriction) is checked before training starts.
 The saved folder is a plain `transformers` model (LoRA adapters merged) that `AutoModelForCausalLM`
 loads, its tokenizer, `unlearning_record.json` and a model card; it appears only when complete.
+Every random choice (data order, retain pairs, the `num_edits` subset, LoRA initialisation) comes from
+`seed`. A run that leaves the answers it trains on where they were warns, in the log and in the record.
 """
 
 from __future__ import annotations
@@ -16,9 +18,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from transformers import enable_full_determinism, set_seed
 
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.lexicon import Lexicon
+from behemoth_hf.scoring import AnswerScores, score_answers
 from behemoth_hf.staging import check_output, staged_output
 from behemoth_hf.tokenizer import save_tokenizer
 from behemoth_hf.unlearn.arguments import UnlearningArguments
@@ -39,6 +43,9 @@ RECORD_FILE = "unlearning_record.json"
 # Seed stream of the split into requests: a property of the world (config seed), not of a run's seed, so
 # every run of a sequence, and every seed of an experiment, sees the same requests.
 _REQUEST_STREAM = 41
+# A run that moves the probability of the answers it trains on by under 1% on average (mean |change of their
+# per-token NLL| below 0.01 nats, exp(0.01) = 1.01) has changed nothing the metrics resolve: it warns.
+MIN_NLL_CHANGE = 0.01
 
 
 def edit_answers(args: UnlearningArguments, rows, data: BehemothData) -> list[str]:
@@ -96,7 +103,8 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     data = open_dataset(args.dataset)
     model, tokenizer = load_model(data, args.model)
     forget_rows = select_forget_rows(args, data)
-    forget = encode_examples(tokenizer, forget_rows["prompt"], edit_answers(args, forget_rows, data))
+    answers = edit_answers(args, forget_rows, data)
+    forget = encode_examples(tokenizer, forget_rows["prompt"], answers)
     retain = None
     if trainer_class.uses_retain and args.alpha > 0:
         if args.retain_split not in data.fact_splits or len(data.fact_splits[args.retain_split]) == 0:
@@ -107,6 +115,12 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         retain = encode_examples(tokenizer, retain_rows["prompt"], retain_rows["answer"])
 
     layers = parse_layers(args.trainable_layers, model.config.num_hidden_layers)
+    before = score_answers(model, tokenizer, forget_rows["prompt"], answers)
+    # LoRA adapters are drawn from the global RNG before the Trainer seeds it: seed it first, as the Trainer does.
+    if args.full_determinism:
+        enable_full_determinism(args.seed)
+    else:
+        set_seed(args.seed)
     if args.lora_rank is not None:
         model = apply_lora(model, args.lora_rank, args.lora_alpha, args.lora_targets, layers)
     else:
@@ -122,6 +136,11 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     )
     start = time.perf_counter()
     result = trainer.train()
+    wall_seconds = round(time.perf_counter() - start, 2)
+    effect = forget_effect(before, score_answers(trainer.model, tokenizer, forget_rows["prompt"], answers))
+    warnings = [] if effect["mean_abs_nll_change"] >= MIN_NLL_CHANGE else [_no_change_warning(args, effect, trainer)]
+    for warning in warnings:
+        logger.warning(warning)
     record = {
         "method": args.method,
         "model": args.model,
@@ -153,7 +172,9 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "seed": args.seed,
         "steps": result.global_step,
         "train_loss": result.training_loss,
-        "wall_seconds": round(time.perf_counter() - start, 2),
+        "wall_seconds": wall_seconds,
+        "forget_effect": effect,
+        "warnings": warnings,
         "log_history": trainer.state.log_history,
         "arguments": {k: v for k, v in dataclasses.asdict(args).items() if _jsonable(v)},
     }
@@ -161,6 +182,29 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         _save(merged_model(trainer.model), tokenizer, record, output, args.overwrite)
     trainer.accelerator.wait_for_everyone()  # under several processes the others return once the model is saved
     return record
+
+
+def forget_effect(before: AnswerScores, after: AnswerScores) -> dict[str, float]:
+    """What training did to the answers it trained on (the forget answers, or an edit's new ones): their mean
+    per-token NLL and exact-match accuracy before and after, and the mean absolute change of the NLL per fact."""
+    return {
+        "mean_nll_before": float(before.mean_nll.mean()),
+        "mean_nll_after": float(after.mean_nll.mean()),
+        "accuracy_before": before.accuracy,
+        "accuracy_after": after.accuracy,
+        "mean_abs_nll_change": float(np.abs(after.mean_nll - before.mean_nll).mean()),
+    }
+
+
+def _no_change_warning(args: UnlearningArguments, effect: dict[str, float], trainer) -> str:
+    grad_norms = [entry["grad_norm"] for entry in trainer.state.log_history if "grad_norm" in entry]
+    gradient = f", largest logged gradient norm {max(grad_norms):.2g}" if grad_norms else ""
+    return (
+        f"`{args.method}` barely changed the model: the per-token NLL of the answers it trained on moved by "
+        f"{effect['mean_abs_nll_change']:.2g} nats per fact on average (< {MIN_NLL_CHANGE}; accuracy "
+        f"{effect['accuracy_before']:.3f} -> {effect['accuracy_after']:.3f}) at `learning_rate={args.learning_rate:g}`"
+        f"{gradient}; raise `learning_rate` or train longer"
+    )
 
 
 def _jsonable(value: Any) -> bool:
