@@ -6,8 +6,9 @@ selects rows and renames columns; it never re-renders text. Only the fact splits
 
 OpenUnlearning's TOFU configs read `load_dataset(path, name=<config>, split="train")`, so the export is a
 Parquet folder per config plus a README whose YAML `configs:` lists them: pointing `hf_args.path` at
-the folder (or at the Hub repo it is pushed to) is the only change a TOFU experiment needs. Which
-world rows go into which config:
+the folder (or at the Hub repo it is pushed to) is the only change a TOFU dataset config needs. OU's
+configuration for that (and for our model and a CPU) is written to `configs/`, OU's `--config-dir`
+(`_write_openunlearning_configs`). Which world rows go into which config:
 
 - `full`: every trained fact (forget + retain + dependent), in fact-id order.
 - `forgetXX` / `retainYY`: the forget split and its complement within `full` (retain + dependent, so a
