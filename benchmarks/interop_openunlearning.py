@@ -93,9 +93,13 @@ def main() -> None:
         parser.error(f"`--ou-src` {args.ou_src} holds no OpenUnlearning checkout (no src/eval.py)")
     if not os.access(args.ou_python, os.X_OK):
         parser.error(f"`--ou-python` {args.ou_python} is not an executable python")
-    quickstart_args = QuickstartArguments(output_dir="unused", world=args.world, preset=args.preset)  # validates
-    record_path = output_path(parser, args, NAME)
     work = (args.work or Path("outputs") / NAME / f"{args.world}-{args.preset}").absolute()
+    quickstart = work / "quickstart"
+    try:
+        quickstart_args = QuickstartArguments(str(quickstart), args.world, args.preset)
+    except ValueError as error:
+        parser.error(str(error))
+    record_path = output_path(parser, args, NAME)
     seconds: dict[str, float] = {}
 
     def timed(step: str, function, *arguments, **keywords):
@@ -105,13 +109,12 @@ def main() -> None:
         print(f"[{step}] {seconds[step]} s", flush=True)
         return result
 
-    quickstart = work / "quickstart"
-    timed("quickstart", run_quickstart, QuickstartArguments(str(quickstart), args.world, args.preset))
+    timed("quickstart", run_quickstart, quickstart_args)
     export = timed("export", export_openunlearning, quickstart / "data", work / "export", overwrite=True)
     config_dir = export / OU_CONFIG_DIR
-    ou = OpenUnlearning(args.ou_src.absolute(), args.ou_python, config_dir, export, work / "ou")
+    ou = OpenUnlearning(args.ou_src.absolute(), args.ou_python.absolute(), config_dir, export, work / "ou")
 
-    paths = ["behemoth_data_dir=" + str(export), f"behemoth_model_dir={quickstart / 'model'}", "task_name=check"]
+    paths = [f"behemoth_data_dir={export}", f"behemoth_model_dir={quickstart / 'model'}", "task_name=check"]
     check = ou.python(
         "-c", COMPOSE_CHECK, str(ou.src), str(config_dir), str(export), f"experiment={OU_EVAL_EXPERIMENT}", *paths
     )
@@ -158,7 +161,7 @@ def main() -> None:
         "runs": [
             {
                 "world": args.world,
-                "preset": quickstart_args.preset,
+                "preset": args.preset,
                 "ou_dataset_nodes_reading_the_export": int(nodes),
                 "seconds": seconds,
                 "ou_commands": ou.commands,
