@@ -6,8 +6,9 @@ selects rows and renames columns; it never re-renders text. Only the fact splits
 
 OpenUnlearning's TOFU configs read `load_dataset(path, name=<config>, split="train")`, so the export is a
 Parquet folder per config plus a README whose YAML `configs:` lists them: pointing `hf_args.path` at
-the folder (or at the Hub repo it is pushed to) is the only change a TOFU experiment needs. Which
-world rows go into which config:
+the folder (or at the Hub repo it is pushed to) is the only change a TOFU dataset config needs. OU's
+configuration for that (and for our model and a CPU) is written to `configs/`, OU's `--config-dir`
+(`_write_openunlearning_configs`). Which world rows go into which config:
 
 - `full`: every trained fact (forget + retain + dependent), in fact-id order.
 - `forgetXX` / `retainYY`: the forget split and its complement within `full` (retain + dependent, so a
@@ -58,7 +59,6 @@ from behemoth_hf.staging import check_output, refuse_unsafe_path, staged_output
 logger = logging.getLogger(__name__)
 
 EXPORT_METADATA_FILE = "behemoth_export.json"
-MODEL_CONFIG_FILE = "behemoth_model.yaml"
 OU_SPLIT = "train"  # every OpenUnlearning/TOFU config has this one split
 BASE_FIELDS = ("question", "answer")
 PERTURBED_FIELDS = ("question", "answer", "paraphrased_answer", "paraphrased_question", "perturbed_answer")
@@ -105,7 +105,8 @@ _CARD_TEMPLATE = """---
 {{ source }} exported by `behemoth export openunlearning` in the layout of
 [locuslab/TOFU](https://huggingface.co/datasets/locuslab/TOFU), so OpenUnlearning's TOFU configs run on it
 by setting `hf_args.path` to this folder or repo and `forget_split={{ forget }}`, `retain_split={{ retain }}`,
-`holdout_split={{ holdout }}`. The model side (prompt template tags) is in `behemoth_model.yaml`.
+`holdout_split={{ holdout }}`. `configs/` holds OpenUnlearning configs for it (`--config-dir`): the model config
+`Behemoth` (prompt template tags) and the experiments `eval/behemoth/default` and `unlearn/behemoth/default`.
 
 | config | rows | |
 |---|---|---|
@@ -132,6 +133,50 @@ class _Source:
 ORACLE_LOG = "oracle/TOFU_EVAL.json"
 # What OpenUnlearning's TOFU config reads from `retain_logs_path` (peers.md 1.7).
 ORACLE_LOG_METRICS = ("forget_truth_ratio", "mia_min_k")
+# OpenUnlearning's `--config-dir` inside the export. Hydra searches OU's own configs first, so ours carry new names.
+OU_CONFIG_DIR = "configs"
+OU_MODEL = "Behemoth"
+OU_EVAL_EXPERIMENT = "eval/behemoth/default"
+OU_UNLEARN_EXPERIMENT = "unlearn/behemoth/default"
+# The shipped unlearning recipes' schedule (both GradAscent and NPO use it), so OU's unlearned models compare with
+# `behemoth unlearn`'s. OU's TOFU setting (lr 1e-5) barely moves a small model trained from scratch.
+_OU_RECIPE = "gradient_ascent.yaml"
+_OU_RECIPE_KEYS = ("learning_rate", "num_train_epochs", "per_device_train_batch_size", "lr_scheduler_type")
+# Merged over OU's trainer/finetune.yaml; each one is what stops OU's trainers on a CPU-only machine.
+_OU_CPU_TRAINER_ARGS = {
+    "warmup_epochs": 0,  # OU turns warmup epochs into steps by dividing by torch.cuda.device_count(); 0 skips that
+    "optim": "adamw_torch",  # paged_adamw_32bit needs bitsandbytes and a GPU
+    "bf16": False,  # our models are float32
+    "bf16_full_eval": False,
+    "report_to": "none",  # tensorboard is not part of OU's requirements
+    "gradient_accumulation_steps": 1,  # the recipe's batch size is the whole batch
+    # OU's per-epoch TOFU evaluation would run the eval once per epoch: run the eval experiment on the result.
+    "do_eval": False,
+    "eval_on_start": False,
+    "eval_strategy": "no",
+}
+_OU_MODEL_HEADER = """\
+# OpenUnlearning model config for a Behemoth model (this folder is OU's --config-dir). The experiments
+# eval/behemoth/default and unlearn/behemoth/default select it and fill both paths from `behemoth_model_dir`;
+# with OU's own experiments pass model=Behemoth and both paths. The tags are whitespace only: the synthetic
+# vocabulary has no 'Question:'/'Answer:' words, and a space between question and answer is how training reads.
+"""
+_OU_EVAL_HEADER = """\
+# @package _global_
+# OpenUnlearning's TOFU evaluation of a Behemoth model on this export, on a CPU or a GPU:
+#   cd <open-unlearning> && python src/eval.py --config-name=eval.yaml --config-dir=<export>/configs \\
+#     experiment=eval/behemoth/default behemoth_data_dir=<export> behemoth_model_dir=<model> task_name=<name>
+# Add retain_logs_path=<the oracle's TOFU_EVAL.json> for forget_quality and privleak. Every dataset copy of OU's
+# default TOFU metrics reads `behemoth_data_dir` (a folder or a Hub repo of this export).
+"""
+_OU_UNLEARN_HEADER = """\
+# @package _global_
+# OpenUnlearning's unlearning of a Behemoth model on this export (trainer=GradAscent, NPO, GradDiff, ...):
+#   cd <open-unlearning> && python src/train.py --config-name=unlearn.yaml --config-dir=<export>/configs \\
+#     experiment=unlearn/behemoth/default trainer=NPO behemoth_data_dir=<export> behemoth_model_dir=<model> \\
+#     task_name=<name>
+# The trainer arguments run on a CPU as well as a GPU; the schedule is that of behemoth's unlearning recipes.
+"""
 
 
 def export_openunlearning(
@@ -175,7 +220,7 @@ def export_openunlearning(
             (staging / name).mkdir()
             write_sharded(staging / name, OU_SPLIT, [table], table.num_rows, table.schema)
         _write_openunlearning_card(staging, source, names, configs, descriptions)
-        _write_model_config(staging)
+        _write_openunlearning_configs(staging, names)
         if oracle_log is not None:
             (staging / ORACLE_LOG).parent.mkdir()
             (staging / ORACLE_LOG).write_text(json.dumps(oracle_log, indent=4) + "\n")
@@ -376,22 +421,148 @@ def _write_openunlearning_card(
     (root / "README.md").write_text(str(card))
 
 
-def _write_model_config(root: Path) -> None:
+def _write_openunlearning_configs(root: Path, names: dict[str, str]) -> None:
+    """Write `configs/`, the `--config-dir` with which unmodified OpenUnlearning runs on the export (on CPU too)."""
     import yaml
 
-    config = {
-        # Hydra's mandatory-value marker: OpenUnlearning refuses to run until the model path is given.
+    eval_tofu = {
+        "forget_split": "${forget_split}",
+        "holdout_split": "${holdout_split}",
+        "retain_logs_path": "${retain_logs_path}",
+        "question_key": "${question_key}",
+        # OU reuses any metric already in the output folder's TOFU_EVAL.json, even a null one (ou-harness pitfall 6).
+        "overwrite": True,
+        "metrics": _ou_metric_datasets(),
+    }
+    splits = {
+        "forget_split": names["forget"],
+        "retain_split": names["retain"],
+        "holdout_split": names["holdout"],
+        "retain_logs_path": None,
+        "question_key": "question",
+    }
+    paths = {"behemoth_data_dir": "???", "behemoth_model_dir": "???"}
+    # OU's get_model pops model_args' path before it loads the tokenizer, so both read the top-level key.
+    model = {
+        "model_args": {"pretrained_model_name_or_path": "${behemoth_model_dir}"},
+        "tokenizer_args": {"pretrained_model_name_or_path": "${behemoth_model_dir}"},
+    }
+    eval_experiment = {
+        "defaults": [{"override /model": OU_MODEL}, {"override /eval": "tofu"}],
+        **paths,
+        **splits,
+        # eval.yaml forces device_map cuda; auto places the model on the GPU when there is one, else on the CPU.
+        "model": {
+            "model_args": {**model["model_args"], "device_map": "auto"},
+            "tokenizer_args": model["tokenizer_args"],
+        },
+        "eval": {"tofu": eval_tofu},
+    }
+    data = {
+        name: {"args": {"hf_args": {"name": f"${{{split}}}", "path": "${behemoth_data_dir}"}}}
+        for name, split in (("TOFU_QA_forget", "forget_split"), ("TOFU_QA_retain", "retain_split"))
+    }
+    unlearn_experiment = {
+        "defaults": [
+            {"override /model": OU_MODEL},
+            {"override /trainer": "GradAscent"},
+            {"override /data": "unlearn"},
+            {"override /data/datasets@data.forget": "TOFU_QA_forget"},
+            {"override /data/datasets@data.retain": "TOFU_QA_retain"},
+            {"override /eval": "tofu"},
+        ],
+        **paths,
+        **splits,
+        "model": model,
+        "data": {
+            "anchor": "forget",
+            "forget": {"TOFU_QA_forget": data["TOFU_QA_forget"]},
+            "retain": {"TOFU_QA_retain": data["TOFU_QA_retain"]},
+        },
+        "eval": {"tofu": eval_tofu},
+        "trainer": {"args": _ou_trainer_args()},
+    }
+    model_config = {
         "model_args": {"pretrained_model_name_or_path": "???", "torch_dtype": "float32"},
         "tokenizer_args": {"pretrained_model_name_or_path": "???"},
         "template_args": TEMPLATE_ARGS,
     }
-    header = (
-        "# OpenUnlearning model config for a Behemoth model: copy to configs/model/Behemoth.yaml and set both\n"
-        "# paths to the model folder or Hub repo (model.model_args.pretrained_model_name_or_path=...).\n"
-        "# The tags are whitespace only: the synthetic vocabulary has no 'Question:'/'Answer:' words, and a space\n"
-        "# between question and answer is exactly how training sentences read.\n"
-    )
-    (root / MODEL_CONFIG_FILE).write_text(header + yaml.safe_dump(config, sort_keys=False))
+    files = {
+        f"model/{OU_MODEL}.yaml": (_OU_MODEL_HEADER, model_config),
+        f"experiment/{OU_EVAL_EXPERIMENT}.yaml": (_OU_EVAL_HEADER, eval_experiment),
+        f"experiment/{OU_UNLEARN_EXPERIMENT}.yaml": (_OU_UNLEARN_HEADER, unlearn_experiment),
+    }
+    for relative, (header, config) in files.items():
+        path = root / OU_CONFIG_DIR / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + yaml.dump(config, Dumper=_plain_dumper(), sort_keys=False, width=119))
+
+
+def _plain_dumper():
+    import yaml
+
+    class PlainDumper(yaml.SafeDumper):
+        """Writes a shared node out in full each time: YAML anchors would only puzzle a reader of the config."""
+
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return PlainDumper
+
+
+def _ou_trainer_args() -> dict[str, Any]:
+    import yaml
+
+    from behemoth_hf.quickstart import recipe
+
+    schedule = yaml.safe_load(Path(recipe(_OU_RECIPE)).read_text())
+    return {**{key: schedule[key] for key in _OU_RECIPE_KEYS}, "weight_decay": 0.0, **_OU_CPU_TRAINER_ARGS}
+
+
+def _ou_metric_datasets() -> dict[str, Any]:
+    """OpenUnlearning's default TOFU metrics, down to every copy of a dataset config they load, each pointed at
+    `behemoth_data_dir`.
+
+    A metric carries its own copy of the datasets of each metric it pre-computes (`forget_quality` ->
+    `forget_truth_ratio` -> PARA/PERT again): 23 copies in all (configs/eval/tofu.yaml and tofu_metrics/ at
+    d3d7cf9). Hydra searches OU's own configs before `--config-dir`, so same-named dataset files cannot shadow
+    OU's: every copy is set here, and a copy left at `locuslab/TOFU` would make OU reach for the Hub.
+    """
+    point = {"args": {"hf_args": {"path": "${behemoth_data_dir}"}}}
+
+    def loads(*datasets: str) -> dict[str, Any]:
+        return {"datasets": {dataset: point for dataset in datasets}}
+
+    def pre_compute(**metrics: dict[str, Any]) -> dict[str, Any]:
+        return {"pre_compute": metrics}
+
+    def pair(prefix: str, correct: str, wrong: str, correct_data: str, wrong_data: str) -> dict[str, Any]:
+        return pre_compute(**{f"{prefix}_{correct}": loads(correct_data), f"{prefix}_{wrong}": loads(wrong_data)})
+
+    forget_truth_ratio = pair("forget_Q_A", "PARA_Prob", "PERT_Prob", "TOFU_QA_forget_para", "TOFU_QA_forget_pert")
+    general = {
+        f"{kind}_{metric}": pair(f"{kind}_Q_A", "Prob", "PERT_Prob", f"TOFU_QA_{kind}", f"TOFU_QA_{kind}_pert")
+        for kind in ("ra", "wf")
+        for metric in ("Q_A_Prob_normalised", "Truth_Ratio")
+    }
+    for kind in ("ra", "wf"):
+        general[f"{kind}_Q_A_ROUGE"] = loads(f"TOFU_QA_{kind}")
+    return {
+        "forget_truth_ratio": forget_truth_ratio,
+        "forget_quality": pre_compute(forget_truth_ratio=forget_truth_ratio),
+        "forget_Q_A_Prob": loads("TOFU_QA_forget"),
+        "forget_Q_A_ROUGE": loads("TOFU_QA_forget"),
+        "model_utility": pre_compute(
+            retain_Q_A_Prob=loads("TOFU_QA_retain_eval"),
+            retain_Q_A_ROUGE=loads("TOFU_QA_retain_eval"),
+            retain_Truth_Ratio=pair(
+                "retain_Q_A", "PARA_Prob", "PERT_Prob", "TOFU_QA_retain_para", "TOFU_QA_retain_pert"
+            ),
+            **general,
+        ),
+        "privleak": pre_compute(mia_min_k=loads("TOFU_QA_forget", "TOFU_QA_holdout")),
+        "extraction_strength": loads("TOFU_QA_forget"),
+    }
 
 
 # ---------------------------------------------------------------------------------------------- EasyEdit
@@ -414,7 +585,9 @@ def export_easyedit(
     output = refuse_unsafe_path(output_file, "output_file")
     if output.exists():
         if not overwrite:
-            raise FileExistsError(f"`output_file` {output} already exists; pass overwrite=True (--overwrite) to replace")
+            raise FileExistsError(
+                f"`output_file` {output} already exists; pass overwrite=True (--overwrite) to replace"
+            )
         if not _is_easyedit_file(output):
             raise FileExistsError(
                 f"`output_file` {output} is not an EasyEdit export of ours (a JSON list of requests with `case_id`): "
@@ -599,7 +772,10 @@ def export_openunlearning_main(args: argparse.Namespace) -> int:
         oracle_eval=args.oracle_eval,
         overwrite=args.overwrite,
     )
-    print(f"wrote the OpenUnlearning export to {output}; model template tags in {output / MODEL_CONFIG_FILE}")
+    print(
+        f"wrote the OpenUnlearning export to {output}; OpenUnlearning configs in {output / OU_CONFIG_DIR} "
+        f"(--config-dir; experiment={OU_EVAL_EXPERIMENT} or {OU_UNLEARN_EXPERIMENT})"
+    )
     return 0
 
 

@@ -10,8 +10,8 @@ import pytest
 import yaml
 from transformers import AutoTokenizer
 
+from behemoth_hf import export, quickstart
 from behemoth_hf.cli import main
-from behemoth_hf import export
 from behemoth_hf.config import make_config
 from behemoth_hf.export import TEMPLATE_ARGS, check_template, export_easyedit, export_openunlearning
 from behemoth_hf.generate import generate_dataset
@@ -144,9 +144,8 @@ def test_export_is_deterministic_and_a_datasetdict_gives_the_same_configs(worlds
 
 
 def test_template_tags_round_trip_with_the_world_tokenizer(worlds, exports, monkeypatch):
-    model_config = yaml.safe_load((exports["tiny"] / "behemoth_model.yaml").read_text())
+    model_config = yaml.safe_load((exports["tiny"] / "configs" / "model" / "Behemoth.yaml").read_text())
     assert model_config["template_args"] == TEMPLATE_ARGS and TEMPLATE_ARGS["apply_chat_template"] is False
-    assert model_config["model_args"]["pretrained_model_name_or_path"] == "???"
     tokenizer = AutoTokenizer.from_pretrained(worlds["tiny"] / "tokenizer")
     row = _split(worlds["tiny"], "forget").to_pylist()[0]
     tags = TEMPLATE_ARGS
@@ -194,10 +193,158 @@ def test_bad_inputs_fail_before_anything_is_written(worlds, exports, tmp_path, m
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(export, "_write_model_config", interrupt)  # after the data files are written
+    monkeypatch.setattr(export, "_write_openunlearning_configs", interrupt)  # after the data files are written
     with pytest.raises(KeyboardInterrupt):
         export_openunlearning(worlds["tiny"], tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+# OpenUnlearning's configs. CI does not run OpenUnlearning (benchmarks/interop_openunlearning.py does); these
+# check what OU reads from them, so a change that would break OU fails here.
+# Every dataset copy in OU's composed default TOFU eval config (configs/eval/tofu.yaml @ d3d7cf9, as Hydra
+# composes it: each metric carries the datasets of the metrics it pre-computes), and the config it names.
+OU_DATASET_NODES = {
+    "forget_truth_ratio.pre_compute.forget_Q_A_PARA_Prob.datasets.TOFU_QA_forget_para": "{forget}_perturbed",
+    "forget_truth_ratio.pre_compute.forget_Q_A_PERT_Prob.datasets.TOFU_QA_forget_pert": "{forget}_perturbed",
+    "forget_quality.pre_compute.forget_truth_ratio.pre_compute.forget_Q_A_PARA_Prob.datasets.TOFU_QA_forget_para": "{forget}_perturbed",
+    "forget_quality.pre_compute.forget_truth_ratio.pre_compute.forget_Q_A_PERT_Prob.datasets.TOFU_QA_forget_pert": "{forget}_perturbed",
+    "forget_Q_A_Prob.datasets.TOFU_QA_forget": "{forget}_perturbed",
+    "forget_Q_A_ROUGE.datasets.TOFU_QA_forget": "{forget}_perturbed",
+    "model_utility.pre_compute.retain_Q_A_Prob.datasets.TOFU_QA_retain_eval": "retain_perturbed",
+    "model_utility.pre_compute.retain_Q_A_ROUGE.datasets.TOFU_QA_retain_eval": "retain_perturbed",
+    "model_utility.pre_compute.retain_Truth_Ratio.pre_compute.retain_Q_A_PARA_Prob.datasets.TOFU_QA_retain_para": "retain_perturbed",
+    "model_utility.pre_compute.retain_Truth_Ratio.pre_compute.retain_Q_A_PERT_Prob.datasets.TOFU_QA_retain_pert": "retain_perturbed",
+    **{
+        f"model_utility.pre_compute.{kind}_{metric}.pre_compute.{kind}_Q_A_{prob}.datasets.TOFU_QA_{kind}{suffix}": name
+        for kind, name in (("ra", "real_authors_perturbed"), ("wf", "world_facts_perturbed"))
+        for metric in ("Q_A_Prob_normalised", "Truth_Ratio")
+        for prob, suffix in (("Prob", ""), ("PERT_Prob", "_pert"))
+    },
+    "model_utility.pre_compute.ra_Q_A_ROUGE.datasets.TOFU_QA_ra": "real_authors_perturbed",
+    "model_utility.pre_compute.wf_Q_A_ROUGE.datasets.TOFU_QA_wf": "world_facts_perturbed",
+    "privleak.pre_compute.mia_min_k.datasets.TOFU_QA_forget": "{forget}_perturbed",
+    "privleak.pre_compute.mia_min_k.datasets.TOFU_QA_holdout": "{holdout}",
+    "extraction_strength.datasets.TOFU_QA_forget": "{forget}_perturbed",
+}
+# The columns OU's QADataset reads from each config (question_key -> answer_key of its metric).
+OU_ANSWER_KEYS = {
+    "TOFU_QA_forget_para": "paraphrased_answer",
+    "TOFU_QA_forget_pert": "perturbed_answer",
+    "TOFU_QA_retain_para": "paraphrased_answer",
+    "TOFU_QA_retain_pert": "perturbed_answer",
+    "TOFU_QA_ra_pert": "perturbed_answer",
+    "TOFU_QA_wf_pert": "perturbed_answer",
+}
+
+
+def _ou_config(export_dir: Path, relative: str) -> tuple[str, dict]:
+    text = (export_dir / "configs" / relative).read_text()
+    return text, yaml.safe_load(text)
+
+
+def _dataset_nodes(node: dict, path: str = "") -> dict[str, dict]:
+    """path -> `args` of every dataset copy below `node` (OU's `datasets: {NAME: {args: {hf_args: ...}}}`)."""
+    found = {}
+    for key, value in node.items():
+        if not isinstance(value, dict):
+            continue
+        where = f"{path}.{key}" if path else key
+        if "hf_args" in value.get("args", {}):
+            found[where] = value["args"]
+        found.update(_dataset_nodes(value, where))
+    return found
+
+
+def _resolve(value: str, experiment: dict) -> str:
+    """OmegaConf's `${key}` interpolation of top-level keys, the only form the experiments use for paths."""
+    for key, setting in experiment.items():
+        value = value.replace(f"${{{key}}}", str(setting))
+    assert "${" not in value, value
+    return value
+
+
+@pytest.mark.parametrize("world", ["tiny", "nested"])
+def test_openunlearning_eval_experiment_points_every_dataset_copy_at_the_export(world, exports, tmp_path):
+    output = exports[world]
+    text, experiment = _ou_config(output, "experiment/eval/behemoth/default.yaml")
+    # Without this first line Hydra would nest the experiment under `experiment.eval.behemoth`.
+    assert text.startswith("# @package _global_\n")
+    assert experiment["defaults"] == [{"override /model": "Behemoth"}, {"override /eval": "tofu"}]
+    assert (output / "configs" / "model" / "Behemoth.yaml").is_file()
+    # The only command-line settings: the two paths (OU's task_name names the run).
+    assert experiment["behemoth_data_dir"] == experiment["behemoth_model_dir"] == "???"
+    model_args = experiment["model"]["model_args"]
+    assert model_args["pretrained_model_name_or_path"] == "${behemoth_model_dir}"
+    assert experiment["model"]["tokenizer_args"]["pretrained_model_name_or_path"] == "${behemoth_model_dir}"
+    assert model_args["device_map"] != "cuda"  # OU's eval.yaml default; there is no GPU here
+
+    tofu = experiment["eval"]["tofu"]
+    assert {tofu[key] for key in ("forget_split", "holdout_split", "retain_logs_path")} == {
+        "${forget_split}",
+        "${holdout_split}",
+        "${retain_logs_path}",
+    }
+    nodes = _dataset_nodes(tofu["metrics"])
+    assert set(nodes) == set(OU_DATASET_NODES)
+    settings = {**experiment, "behemoth_data_dir": str(output)}
+    names = {"forget": experiment["forget_split"], "holdout": experiment["holdout_split"]}
+    available = datasets.get_dataset_config_names(str(output))
+    for path, args in nodes.items():
+        assert args == {"hf_args": {"path": "${behemoth_data_dir}"}}, path
+        config = OU_DATASET_NODES[path].format(**names)
+        assert config in available
+        loaded = datasets.load_dataset(
+            _resolve(args["hf_args"]["path"], settings), config, split="train", cache_dir=str(tmp_path)
+        )
+        assert {"question", OU_ANSWER_KEYS.get(path.rsplit(".", 1)[1], "answer")} <= set(loaded.column_names)
+    assert experiment["retain_logs_path"] is None and experiment["question_key"] == "question"
+
+
+def test_openunlearning_unlearn_experiment_reads_the_export_and_runs_on_cpu(worlds, exports, tmp_path):
+    from transformers import TrainingArguments
+
+    output = exports["tiny"]
+    text, experiment = _ou_config(output, "experiment/unlearn/behemoth/default.yaml")
+    _, eval_experiment = _ou_config(output, "experiment/eval/behemoth/default.yaml")
+    assert text.startswith("# @package _global_\n")
+    assert {"override /model": "Behemoth"} in experiment["defaults"]
+    assert {"override /trainer": "GradAscent"} in experiment["defaults"]  # trainer=NPO on the command line replaces it
+    # Evaluation during training (off by default) would read the same dataset copies.
+    assert experiment["eval"] == eval_experiment["eval"]
+    settings = {**experiment, "behemoth_data_dir": str(output)}
+    data = experiment["data"]
+    assert data["anchor"] == "forget"
+    for role, split in (("forget", "forget10"), ("retain", "retain90")):
+        hf_args = data[role][f"TOFU_QA_{role}"]["args"]["hf_args"]
+        assert _resolve(hf_args["name"], settings) == split
+        rows = datasets.load_dataset(
+            _resolve(hf_args["path"], settings), split, split="train", cache_dir=str(tmp_path)
+        )
+        assert rows.column_names == ["question", "answer"]
+
+    args = dict(experiment["trainer"]["args"])
+    # OU divides by the GPU count when warmup_epochs is truthy; the other three need a GPU, bitsandbytes or tensorboard.
+    assert args.pop("warmup_epochs") == 0
+    assert (args["optim"], args["bf16"], args["report_to"]) == ("adamw_torch", False, "none")
+    assert (args["do_eval"], args["eval_strategy"], args["eval_on_start"]) == (False, "no", False)
+    recipe = yaml.safe_load(Path(quickstart.recipe("gradient_ascent.yaml")).read_text())
+    assert args["learning_rate"] == recipe["learning_rate"] and args["num_train_epochs"] == recipe["num_train_epochs"]
+    # OU builds TrainingArguments(**args) over its finetune.yaml (which names output_dir): every key must exist.
+    training_args = TrainingArguments(output_dir=str(tmp_path / "out"), **args)
+    assert training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps == 32
+
+
+def test_openunlearning_experiments_use_the_chosen_config_names(worlds, tmp_path):
+    output = export_openunlearning(
+        worlds["tiny"], tmp_path / "named", forget_name="forget05", retain_name="retain95", holdout_name="holdout05"
+    )
+    for experiment in ("eval", "unlearn"):
+        _, config = _ou_config(output, f"experiment/{experiment}/behemoth/default.yaml")
+        assert (config["forget_split"], config["holdout_split"]) == ("forget05", "holdout05")
+    assert config["retain_split"] == "retain95"
+    _, model = _ou_config(output, "model/Behemoth.yaml")
+    assert set(model) == {"model_args", "tokenizer_args", "template_args"}
+    assert model["model_args"] == {"pretrained_model_name_or_path": "???", "torch_dtype": "float32"}
 
 
 # ---------------------------------------------------------------------------------------------- EasyEdit
