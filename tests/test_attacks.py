@@ -36,7 +36,7 @@ def world(tmp_path_factory):
         assert main([*argv, "--output", str(root / name), *extra]) == 0
     write_quantized(root / "model", root / "model-int4", bits=4, group_size=128)
 
-    def gradient_ascent(start: str, output: str, epochs: int) -> str:
+    def gradient_ascent(start: str, output: str, epochs: int, blocks: str = "all") -> str:
         run_unlearning(
             UnlearningArguments(
                 model=str(root / start),
@@ -47,6 +47,7 @@ def world(tmp_path_factory):
                 num_train_epochs=epochs,
                 per_device_train_batch_size=8,
                 seed=0,
+                trainable_blocks=blocks,
             )
         )
         return str(root / output)
@@ -57,7 +58,10 @@ def world(tmp_path_factory):
         "model": str(root / "model"),
         "oracle": str(root / "oracle"),
         "ga": gradient_ascent("model", "ga", 5),
-        "ga_from_int4": gradient_ascent("model-int4", "ga-from-int4", 3),
+        # Only the quantized linear layers train, so everything the update moves (biases aside) lies on the
+        # 4-bit grid; 16 Adam steps of 3e-4 move a weight by at most ~5e-3, under the grid's typical half
+        # step (~6.5e-3 at group size 128). 20 steps already cross it for some pretrained draws.
+        "ga_from_int4": gradient_ascent("model-int4", "ga-from-int4", 4, blocks="mlp+attention"),
     }
 
 
@@ -93,12 +97,19 @@ def test_quantization_restores_facts_unlearned_from_a_quantized_checkpoint(world
     # Documented direction: unlearning a 4-bit checkpoint moves weights by less than half a step, so
     # re-quantizing snaps them back and the facts return; from a full-precision checkpoint RTN is unbiased
     # and 8-bit keeps the unlearned model as it is. The oracle stays near chance either way.
+    # The pretrained model differs with the CPU thread count (LayerNorm's backward sums its weight
+    # gradients in per-thread chunks; Adam and 188 steps at 3e-3 amplify the last bit into another model),
+    # and how far 16 steps of gradient ascent get varies between such models: on 7 of them (1 and 2
+    # threads, pretraining seeds 1-5) forget accuracy fell to 0.37-0.80 and the int4 copy answered
+    # 0.97-1.0, with answer probability 0.23-0.62 above the unlearned model's.
     output = tmp_path / "quantize"
     argv = ["attack", "quantize", "--model", world["ga_from_int4"], world["ga"], "--oracle", world["oracle"]]
     assert main([*argv, "--dataset", world["data"], "--output", str(output), "--bits", "8", "4"]) == 0
     table = json.loads((output / "quantize.json").read_text())["models"]
     from_int4, from_float, oracle = table["ga-from-int4"], table["ga"], table["oracle"]
-    assert from_int4["int4"]["forget_accuracy"] >= from_int4["full"]["forget_accuracy"] + 0.2, from_int4
+    assert from_int4["full"]["forget_accuracy"] <= 0.85, from_int4  # at least 5 of the 30 facts forgotten
+    assert from_int4["int4"]["forget_accuracy"] >= 0.9, from_int4  # back near the pretrained model's 1.0
+    assert from_int4["int4"]["forget_Q_A_Prob"] >= from_int4["full"]["forget_Q_A_Prob"] + 0.15, from_int4
     assert abs(from_float["int8"]["forget_accuracy"] - from_float["full"]["forget_accuracy"]) <= 0.05, from_float
     assert all(oracle[setting]["forget_accuracy"] <= ORACLE_CEILING for setting in ("full", "int8", "int4"))
     assert oracle["int4"]["retain_accuracy"] >= 0.9
