@@ -8,6 +8,13 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="behemoth-test-hf-home-")
 os.environ["BEHEMOTH_CACHE"] = tempfile.mkdtemp(prefix="behemoth-test-cache-")
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# One intra-op thread, whatever the machine or the caller's OMP_NUM_THREADS: the CPU backward of LayerNorm sums its
+# weight gradient in per-thread pieces, so 1 and 2 threads differ in the last bit at step 1, and Adam grows that to
+# two different tiny models by the end of a run (measured: 0.1 apart in weights after 188 steps). With the count
+# pinned, every training outcome in these tests is the same on every machine (and a shared CI box is not
+# oversubscribed). Subprocesses the tests start inherit it.
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ["MKL_NUM_THREADS"] = "1"
 
 import pytest  # noqa: E402
 
