@@ -202,7 +202,7 @@ def test_overrides_are_typed_and_unknown_keys_refused(tmp_path):
         "common.lora_rank": 2,
         "world_overrides.correlated_pair": True,
     }
-    with pytest.raises(ValueError, match=r"unknown parameter `commons.lora_rank`; allowed: .*common\.lora_rank"):
+    with pytest.raises(ValueError, match=r"unknown parameter `commons.lora_rank`; did you mean `common\.lora_rank`"):
         parse_overrides(["commons.lora_rank=2"])
     with pytest.raises(ValueError, match="unknown parameter `variants`"):
         parse_overrides(["variants=x"])
