@@ -240,10 +240,10 @@ class _GroupedArgumentParser(HfArgumentParser):
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    from behemoth_hf.cli import add_set_argument
+
     parser.add_argument("--config", metavar="FILE.yaml", help="YAML file of argument defaults (flags and --set win)")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="override any argument"
-    )
+    add_set_argument(parser, "override any argument")
 
 
 def parse_dataclasses(

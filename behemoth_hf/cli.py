@@ -15,18 +15,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 
+def add_set_argument(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """The repeatable `--set KEY=VALUE` of every command, collected in `args.overrides`."""
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help_text)
+
+
 def generate_command(argv: list[str]) -> int:
     """Generate a world: Parquet splits, tokenizer, metadata and dataset card."""
     parser = argparse.ArgumentParser(prog="behemoth generate", description=generate_command.__doc__)
     parser.add_argument("--config", default="default", help="named world config (see `behemoth configs`)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a world parameter, e.g. --set num_subjects=1000 (repeatable)",
-    )
+    add_set_argument(parser, "override a world parameter, e.g. --set num_subjects=1000 (repeatable)")
     parser.add_argument("--output", required=True, help="output folder (must not exist unless --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -591,17 +591,15 @@ def experiment_command(argv: list[str]) -> int:
     """Run a sweep from trainer_configs/experiments/<name>.yaml: cached models, seeds, LR grid, table, plots."""
     import argparse
 
+    from behemoth_hf.cli import add_set_argument
+
     parser = argparse.ArgumentParser(prog="behemoth experiment", description=experiment_command.__doc__)
     parser.add_argument("file", help="experiment YAML file")
     parser.add_argument("--output", help="table, run list and plots (default: results/<experiment name>)")
     parser.add_argument("--work-dir", help="world, models and runs, reused on resume (default: OUTPUT/work)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the file: a plain key (preset=tiny, seeds=0,1), common.<run argument> or "
+    add_set_argument(
+        parser,
+        "override the file: a plain key (preset=tiny, seeds=0,1), common.<run argument> or "
         "world_overrides.<world parameter>; recorded in the results",
     )
     args = parser.parse_args(argv)

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from behemoth_hf.cli import add_set_argument
 from behemoth_hf.config import NAMED_CONFIGS, make_config, parse_overrides
 from behemoth_hf.generate import METADATA_FILE, generate_dataset, write_dataset_card
 from behemoth_hf.hub import push_dataset
@@ -63,14 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     default_configs = [name for name in NAMED_CONFIGS if name != "paper"]
     parser.add_argument("--output", required=True, type=Path, help="repo folder (must not exist unless --overwrite)")
     parser.add_argument("--configs", nargs="+", default=default_configs, choices=list(NAMED_CONFIGS))
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a world parameter of every config, e.g. --set repeats=10 (repeatable)",
-    )
+    add_set_argument(parser, "override a world parameter of every config, e.g. --set repeats=10 (repeatable)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--push-to-hub", metavar="ORG/NAME", help="then upload the folder to this dataset repo")
