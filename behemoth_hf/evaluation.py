@@ -1,7 +1,10 @@
 """Evaluate models on a Behemoth world: OpenUnlearning-shaped results plus what only a synthetic world gives.
 
-Per model, every number comes from teacher-forced scoring (`scoring.score_answers`, one forward pass
-per batch) and the plain metric functions of `behemoth_hf.metrics`. Results are written as
+Per model, every number comes from teacher-forced scoring of answer + `<eos>` (`scoring.score_answers`, one
+forward pass per batch), greedy generation until `<eos>` for ROUGE (`scoring.generate_answers`), and the plain
+metric functions of `behemoth_hf.metrics`, on the same sequences OpenUnlearning scores on the export, so the
+metrics it reports (same names) equal ours on the same items; `ou_model_utility` is its model utility over the
+export's sets, `model_utility` ours. Results are written as
 `<output>/<model>/BEHEMOTH_EVAL.json` (`{metric: {agg_value, value_by_index}}`, indexed by `fact_id`,
 with OpenUnlearning's key names where a metric exists there, so an oracle's file works as OpenUnlearning's
 `retain_logs_path`) and `BEHEMOTH_SUMMARY.json`; `report.py` turns them into markdown and plots.
@@ -20,8 +23,9 @@ from tqdm.auto import tqdm
 
 from behemoth_hf import metrics
 from behemoth_hf.data import BehemothData, load_model, open_dataset
+from behemoth_hf.export import openunlearning_utility_sets
 from behemoth_hf.probes import probe_metric_names, run_probes
-from behemoth_hf.scoring import AnswerScores, score_answers
+from behemoth_hf.scoring import AnswerScores, generate_answers, score_answers
 from behemoth_hf.staging import check_output, staged_output
 
 
@@ -30,16 +34,24 @@ logger = logging.getLogger(__name__)
 RESULTS_NAME = "BEHEMOTH"
 SUMMARY_FILE = "summary.json"  # written last: the record of a finished evaluation folder
 ACCURACY_SPLITS = ("forget", "retain", "dependent", "paraphrase", "holdout")
+# OpenUnlearning's TOFU model utility terms, computed on the export's sets (`ou_` + OU's names): the retain sample
+# and the two general-knowledge sets (`export.openunlearning_utility_sets`), not our full retain split.
+OU_UTILITY_SETS = {"retain": "retain_perturbed", "ra": "real_authors_perturbed", "wf": "world_facts_perturbed"}
+OU_UTILITY_METRICS = tuple(f"ou_{name}" for name in metrics.TOFU_MODEL_UTILITY_METRICS)
 # Every aggregate metric `ModelEvaluator` can write (those needing a split, an oracle or a base model may be absent).
 METRIC_NAMES = (
     *(f"{split}_accuracy" for split in ACCURACY_SPLITS),
     "forget_question_accuracy",
     "forget_Q_A_Prob",
     "retain_Q_A_Prob",
+    "forget_Q_A_ROUGE",
     "forget_truth_ratio",
     "retain_truth_ratio",
     "forget_quality",
     "model_utility",
+    "extraction_strength",
+    *OU_UTILITY_METRICS,
+    "ou_model_utility",
     "mia_loss",
     "mia_min_k",
     "privleak",
@@ -122,11 +134,16 @@ class ModelEvaluator:
     def score(self, prompts, answers) -> AnswerScores:
         return score_answers(self.model, self.tokenizer, prompts, answers, batch_size=self.batch_size)
 
-    def perturbed_mean_nll(self, rows) -> np.ndarray:
+    def perturbed_mean_nll(self, prompts, perturbed_answers) -> np.ndarray:
         """(items, options) mean NLL of each perturbed answer after the item's prompt."""
-        options = np.array(list(rows["perturbed_answer"]))
-        prompts = np.repeat(np.array(list(rows["prompt"])), options.shape[1])
+        options = np.array(list(perturbed_answers))
+        prompts = np.repeat(np.array(list(prompts)), options.shape[1])
         return self.score(list(prompts), list(options.reshape(-1))).mean_nll.reshape(options.shape)
+
+    def rouge(self, prompts, answers) -> dict[str, np.ndarray]:
+        """OU's ROUGE of the greedy answers, generated until `<eos>` or OU's 200 tokens."""
+        generated = generate_answers(self.model, self.tokenizer, list(prompts), batch_size=self.batch_size)
+        return metrics.rouge_scores(generated, list(answers))
 
     def retain_predictions(self) -> list[np.ndarray]:
         """Argmax tokens at the retain answers' positions: what EasyEdit locality compares before/after."""
@@ -164,7 +181,7 @@ class ModelEvaluator:
             correct = scores[name].mean_nll
             if list(rows["paraphrased_answer"]) != list(rows["answer"]):
                 correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
-            ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows))
+            ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows["prompt"], rows["perturbed_answer"]))
             aggregator = (
                 metrics.FORGET_TRUTH_RATIO_AGGREGATOR if name == "forget" else metrics.RETAIN_TRUTH_RATIO_AGGREGATOR
             )
@@ -180,6 +197,15 @@ class ModelEvaluator:
                 }
             )
         )
+        rouge = self.rouge(forget["prompt"], forget["answer"])
+        results["forget_Q_A_ROUGE"] = metrics.metric_result(
+            float(rouge["rougeL_recall"].mean()), rouge, indices=_fact_ids(forget)
+        )
+        strength = metrics.extraction_strength(scores["forget"].predicted_ids, scores["forget"].target_ids)
+        results["extraction_strength"] = metrics.metric_result(
+            float(strength.mean()), strength, indices=_fact_ids(forget)
+        )
+        self._openunlearning_utility(results)
         self._membership_inference(results, scores)
         self._editing(results, scores, base_predictions)
         self._dependent_propagation(results)
@@ -189,6 +215,31 @@ class ModelEvaluator:
                     metrics.fact_accuracy(correct), correct.astype(float), indices=fact_ids
                 )
         return results
+
+    def _openunlearning_utility(self, results: dict) -> None:
+        """OU's 9-term TOFU model utility over the export's sets, exactly as OU computes it there: Prob (retain)
+        or Prob among the options (real authors, world facts), ROUGE-L recall, and truth ratio (`true_better`;
+        correct answer: the paraphrased one on retain, the answer itself on the general-knowledge sets)."""
+        sets = openunlearning_utility_sets(self.data.fact_splits)
+        terms = {}
+        for prefix, name in OU_UTILITY_SETS.items():
+            rows = sets[name].to_pydict()
+            answer = self.score(rows["question"], rows["answer"]).mean_nll
+            perturbed = self.perturbed_mean_nll(rows["question"], rows["perturbed_answer"])
+            if prefix == "retain":
+                terms["retain_Q_A_Prob"] = metrics.answer_probability(answer).mean()
+                paraphrased = self.score(rows["question"], rows["paraphrased_answer"]).mean_nll
+                ratios = metrics.truth_ratio(paraphrased, perturbed)
+            else:
+                normalised = metrics.normalized_answer_probability(answer, perturbed)
+                terms[f"{prefix}_Q_A_Prob_normalised"] = normalised.mean()
+                ratios = metrics.truth_ratio(answer, perturbed)
+            terms[f"{prefix}_Q_A_ROUGE"] = self.rouge(rows["question"], rows["answer"])["rougeL_recall"].mean()
+            aggregator = metrics.RETAIN_TRUTH_RATIO_AGGREGATOR
+            terms[f"{prefix}_Truth_Ratio"] = metrics.aggregate_truth_ratio(ratios, aggregator)
+        for name in metrics.TOFU_MODEL_UTILITY_METRICS:
+            results[f"ou_{name}"] = metrics.metric_result(float(terms[name]))
+        results["ou_model_utility"] = metrics.metric_result(metrics.model_utility(terms))
 
     def _membership_inference(self, results: dict, scores: dict[str, AnswerScores]) -> None:
         if "holdout" not in scores:

@@ -317,6 +317,16 @@ def _openunlearning_configs(source: _Source, names: dict[str, str]) -> tuple[dic
     return tables, {name: description for name, (_, _, description) in configs.items()}
 
 
+def openunlearning_utility_sets(dataset: Mapping) -> dict[str, pa.Table]:
+    """`retain_perturbed`, `real_authors_perturbed` and `world_facts_perturbed` exactly as the export writes them,
+    for `behemoth evaluate`'s `ou_model_utility`. `dataset` maps fact split names to `datasets.Dataset`s."""
+    source = _load_source(dataset)
+    (real_authors, _), (world_facts, _) = _general_knowledge(source)
+    retain = _sample(source.split("retain"), RETAIN_PERTURBED_ROWS, _RETAIN_SAMPLE_STREAM)
+    tables = {"retain_perturbed": retain, REAL_AUTHORS: real_authors, WORLD_FACTS: world_facts}
+    return {name: _project(table, PERTURBED_FIELDS) for name, table in tables.items()}
+
+
 def _project(table: pa.Table, fields: tuple[str, ...]) -> pa.Table:
     """The export columns, as plain Arrow types without HF feature metadata.
 

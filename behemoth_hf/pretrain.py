@@ -32,6 +32,7 @@ from transformers import GenerationConfig, get_scheduler
 
 from behemoth_hf.data import BehemothData, open_dataset
 from behemoth_hf.modeling import PRESETS, build_model
+from behemoth_hf.render import END
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.staging import check_output, claimed, commit, is_finished, refuse_unsafe_path, staging_path
 from behemoth_hf.tokenizer import save_tokenizer
@@ -44,6 +45,8 @@ EXCLUDABLE_SPLITS = TRAINED_SPLITS
 RECORD_FILE = "training_record.json"
 CHECKPOINT_DIR = "checkpoints"
 STATE_FILE = "run_state.json"
+# The longest answer, a two-word name (names have at most two words: config.MAX_ENTITIES_PER_TYPE), plus its <eos>.
+ANSWER_MAX_NEW_TOKENS = 3
 # What marks a folder as a pretraining run of ours, finished or not (for --overwrite).
 CHECKPOINT_MARKER = f"{CHECKPOINT_DIR}/step-*"
 
@@ -175,9 +178,17 @@ class PretrainArguments:
 class SentenceBatches(IterableDataset):
     """Ready-made training batches from the `train` corpus, in corpus order, one sentence per row.
 
-    Rows are `sentence <eos>`, right-padded. With the `answer` loss only the object tokens are
-    labelled: the tokens right after the `OO` marker up to the next grammar word (the object can be
-    a two-word name, and sits mid-sentence in the `sor`/`osr` orders).
+    A sentence's closing "." is read as `<eos>`: rows are `sentence-without-"." <eos>`, right-padded.
+    OpenUnlearning (and `behemoth evaluate`, `scoring.score_answers`) score a fact as its prompt, the
+    object, then `<eos>` appended right after it (the export's `question` is the statement up to the object
+    and no tag follows the answer), and generation stops at `<eos>`. Keeping the "." would teach the model
+    `object . <eos>`, so the `<eos>` both score would follow a token the model never ends on; a "." in the
+    answer string instead would add an always-certain token to every answer's probability. The corpus text
+    keeps its "." (the original format; the data bytes stay the same).
+
+    With the `answer` loss the object tokens are labelled, i.e. the tokens right after the `OO` marker up to
+    the next grammar word (the object can be a two-word name, and sits mid-sentence in the `sor`/`osr`
+    orders), and the `<eos>` that directly follows an object: what a fact is, the answer and then its end.
     """
 
     def __init__(self, data: BehemothData, batch_size: int, loss: str, skip_rows: int, excluded: np.ndarray | None):
@@ -186,6 +197,7 @@ class SentenceBatches(IterableDataset):
         tokenizer = data.tokenizer
         self.pad_id, self.eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
         self.marker_id = tokenizer.convert_tokens_to_ids("OO")
+        self.end_id = tokenizer.convert_tokens_to_ids(END)
         grammar = next(role for role in tokenizer.init_kwargs["behemoth_roles"] if role["role"] == "grammar")
         self.first_entity_id = grammar["end"]  # specials and grammar words come first
 
@@ -208,13 +220,14 @@ class SentenceBatches(IterableDataset):
 
     def _batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
         rows = self.data.tokenizer(texts, add_special_tokens=False).input_ids
+        # Drop the closing "." (every rendered sentence has one), then end with <eos>.
+        rows = [row[:-1] if row[-1] == self.end_id else row for row in rows]
         width = max(len(row) for row in rows) + 1
         ids = np.full((len(rows), width), self.pad_id, np.int64)
+        attention = np.zeros_like(ids)
         for i, row in enumerate(rows):
             ids[i, : len(row)] = row
             ids[i, len(row)] = self.eos_id
-        attention = np.zeros_like(ids)
-        for i, row in enumerate(rows):
             attention[i, : len(row) + 1] = 1
         if self.loss == "all":
             labels = np.where(attention == 1, ids, -100)
@@ -223,9 +236,10 @@ class SentenceBatches(IterableDataset):
             in_answer = np.zeros(len(rows), bool)
             for t in range(1, width):
                 is_entity = ids[:, t] >= self.first_entity_id
-                in_answer = (ids[:, t - 1] == self.marker_id) | (in_answer & is_entity)
-                in_answer &= is_entity
-                labels[in_answer, t] = ids[in_answer, t]
+                ends_answer = in_answer & (ids[:, t] == self.eos_id)  # in_answer still describes token t - 1
+                in_answer = ((ids[:, t - 1] == self.marker_id) | in_answer) & is_entity
+                labelled = in_answer | ends_answer
+                labels[labelled, t] = ids[labelled, t]
         return {
             "input_ids": torch.from_numpy(ids),
             "attention_mask": torch.from_numpy(attention),
@@ -487,8 +501,12 @@ def _save_final(model, tokenizer, record: dict[str, Any], work: Path, output: Pa
 
     staging = work if replacing else staging_path(output)
     staging.mkdir(exist_ok=True)
+    # Greedy decoding after a prompt gives the answer and stops at the <eos> the model learnt to put after it.
     model.generation_config = GenerationConfig(
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, do_sample=False, max_new_tokens=4
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        do_sample=False,
+        max_new_tokens=ANSWER_MAX_NEW_TOKENS,
     )
     model.save_pretrained(staging)
     save_tokenizer(tokenizer, staging)

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from behemoth_hf.data import BehemothData
 from behemoth_hf.lexicon import Lexicon
-from behemoth_hf.render import TEMPLATE_NAMES, TEMPLATES, OBJ, render
+from behemoth_hf.render import END, OBJ, TEMPLATE_NAMES, TEMPLATES, render
 from behemoth_hf.scoring import score_answers
 
 
@@ -67,8 +67,9 @@ def candidate_entities(lexicon: Lexicon, relation_ids: np.ndarray) -> np.ndarray
 
 def sentence_scores(model, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
     """Log-likelihood of each sentence after its first word (every template starts with a fixed word, so the
-    scores rank sentences of one template exactly as their full likelihoods do)."""
-    first_words, rests = zip(*(text.split(" ", 1) for text in texts))
+    scores rank sentences of one template exactly as their full likelihoods do). The model reads a sentence's
+    closing "." as `<eos>` (`pretrain.SentenceBatches`), which the scorer appends."""
+    first_words, rests = zip(*(text.removesuffix(f" {END}").split(" ", 1) for text in texts))
     return -score_answers(model, tokenizer, list(first_words), list(rests), batch_size=batch_size).nll
 
 

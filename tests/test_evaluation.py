@@ -8,7 +8,7 @@ from behemoth_hf import report as report_module
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
-from behemoth_hf.evaluation import METRIC_NAMES, EvaluationArguments, run_evaluation
+from behemoth_hf.evaluation import METRIC_NAMES, OU_UTILITY_METRICS, EvaluationArguments, run_evaluation
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.metrics import read_eval_json
 
@@ -80,6 +80,16 @@ def test_pretrained_oracle_and_unlearned_models_read_as_they_should(evaluated):
     assert pretrained["edit_locality"]["agg_value"] == 1.0  # the base model against itself
     assert unlearned["edit_locality"]["agg_value"] < pretrained["edit_locality"]["agg_value"]
     assert 0 <= unlearned["model_utility"]["agg_value"] < pretrained["model_utility"]["agg_value"]
+    # Scored as OpenUnlearning scores the export: the answer then <eos>, which a trained model puts there, so its
+    # answer probability stays high (without a learnt <eos> it would be ~0.01) and its greedy answers stop.
+    assert pretrained["forget_Q_A_Prob"]["agg_value"] > 0.7 and pretrained["retain_Q_A_Prob"]["agg_value"] > 0.7
+    assert pretrained["forget_Q_A_ROUGE"]["agg_value"] >= 0.9 and pretrained["extraction_strength"]["agg_value"] >= 0.9
+    assert unlearned["forget_Q_A_ROUGE"]["agg_value"] < pretrained["forget_Q_A_ROUGE"]["agg_value"]
+    # OU's model utility over the export's sets, next to ours.
+    for name in (*OU_UTILITY_METRICS, "ou_model_utility"):
+        assert 0 <= pretrained[name]["agg_value"] <= 1, name
+    assert pretrained["ou_model_utility"]["agg_value"] > 0.5
+    assert oracle["ou_model_utility"]["agg_value"] > unlearned["ou_model_utility"]["agg_value"]
 
 
 def test_results_have_openunlearning_shape_and_report_files(evaluated, models):

@@ -40,13 +40,18 @@ def test_pretrained_model_knows_the_facts_and_loads_with_auto_classes(pretrained
     model = AutoModelForCausalLM.from_pretrained(pretrained)
     tokenizer = AutoTokenizer.from_pretrained(pretrained)
     assert model.config.model_type == "gpt_neox" and model.config.vocab_size == len(tokenizer)
-    forget = open_dataset("tiny").fact_splits["forget"]
-    hits = 0
-    for row in forget:
-        inputs = tokenizer(row["prompt"], return_tensors="pt")
-        generated = model.generate(**inputs, max_new_tokens=1, do_sample=False)
-        hits += tokenizer.decode(generated[0, inputs.input_ids.shape[1] :]) == " " + row["answer"]
-    assert hits / len(forget) >= 0.9
+    splits = open_dataset("tiny").fact_splits
+    # Greedy decoding with the saved generation config: the answer, then <eos> (a fact ends there, as
+    # OpenUnlearning scores it), for the facts of both trained splits.
+    assert model.generation_config.eos_token_id == tokenizer.eos_token_id
+    for split in ("forget", "retain"):
+        rows = splits[split]
+        hits = 0
+        for prompt, answer in zip(rows["prompt"], rows["answer"]):
+            inputs = tokenizer(prompt, return_tensors="pt", return_token_type_ids=False)
+            generated = model.generate(**inputs)[0, inputs.input_ids.shape[1] :].tolist()
+            hits += generated == tokenizer(f" {answer}", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+        assert hits / len(rows) >= 0.9, split
     card = (pretrained / "README.md").read_text()
     assert "model-index" in card and "fact accuracy (forget)" in card
 
@@ -127,21 +132,30 @@ def test_yaml_flags_and_set_precedence(tmp_path):
         parse_dataclasses((PretrainArguments,), ["--dataset", "tiny", "--output", "x", "--set", "lr=1"], "t")
 
 
-def test_answer_loss_labels_only_the_object_wherever_it_stands(tmp_path):
+def test_answer_loss_labels_the_object_wherever_it_stands_and_the_end_that_follows_it(tmp_path):
     config = make_config("tiny", paraphrase_fraction=1.0, repeats=1, num_objects=1200, num_perturbed=3)
     data = open_dataset(str(generate_dataset(config, tmp_path / "d", progress=False)))
     batch = next(iter(SentenceBatches(data, batch_size=64, loss="answer", skip_rows=0, excluded=None)))
     tokenizer = data.tokenizer
+    eos = tokenizer.eos_token
     table = next(data.train_tables(["text"]))
+    ends_with_object = 0
     for i, text in enumerate(table.column("text").to_pylist()[:64]):
         words = text.split()
+        assert words[-1] == "."
+        # The model reads the closing "." as <eos>.
+        row = batch["input_ids"][i][batch["attention_mask"][i] == 1].tolist()
+        assert tokenizer.convert_ids_to_tokens(row) == words[:-1] + [eos], text
         object_start = words.index("OO") + 1
         object_words = words[object_start : object_start + 2]  # 1,200 objects: two-word names
+        last = object_start + 2 == len(words) - 1  # sro, rso, qa: the fact ends with its object
+        ends_with_object += last
         labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
-        assert tokenizer.convert_ids_to_tokens(labelled) == object_words, text
+        assert tokenizer.convert_ids_to_tokens(labelled) == object_words + [eos] * last, text
+    assert 0 < ends_with_object < 64  # both kinds of sentence were checked
     all_tokens = next(iter(SentenceBatches(data, batch_size=4, loss="all", skip_rows=0, excluded=None)))
     assert (all_tokens["labels"][all_tokens["attention_mask"] == 1] != -100).all()
     assert np.array_equal(
-        all_tokens["labels"][0][: len(table["text"][0].as_py().split()) + 1].numpy(),
-        all_tokens["input_ids"][0][: len(table["text"][0].as_py().split()) + 1].numpy(),
+        all_tokens["labels"][0][: len(table["text"][0].as_py().split())].numpy(),
+        all_tokens["input_ids"][0][: len(table["text"][0].as_py().split())].numpy(),
     )

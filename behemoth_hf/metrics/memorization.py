@@ -42,18 +42,29 @@ def exact_match(predictions: Sequence[str], references: Sequence[str], *, strip:
     With `strip` (default) leading and trailing whitespace is ignored on both sides; nothing else is
     normalised (Behemoth answers are made-up words, so case and stemming carry no slack).
     """
-    for name, values in (("predictions", predictions), ("references", references)):
-        if isinstance(values, str):
-            raise ValueError(f"`{name}` must be a sequence of strings, got a single string.")
-        if len(values) == 0:
-            raise ValueError(f"`{name}` is empty; pass at least one item.")
-        for index, value in enumerate(values):
-            if not isinstance(value, str):
-                raise ValueError(f"`{name}` item {index} must be a string, got {type(value).__name__}.")
-    check_same_length(predictions=predictions, references=references)
+    _check_texts(predictions, references)
     if strip:
         return np.array([p.strip() == r.strip() for p, r in zip(predictions, references)], dtype=bool)
     return np.array([p == r for p, r in zip(predictions, references)], dtype=bool)
+
+
+def rouge_scores(predictions: Sequence[str], references: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per-item ROUGE of OU's `rouge` metric (peers.md 1.5): `rouge1_recall`, `rougeL_f1` and `rougeL_recall`.
+
+    `rouge_score.RougeScorer(["rouge1", "rougeL"], use_stemmer=True).score(reference, prediction)`, the very
+    scorer OU calls (lower-cased `[a-z0-9]+` words, Porter-stemmed). `predictions` are greedy generations up
+    to `<eos>` (`scoring.generate_answers`), `references` the answers. TOFU aggregates `rougeL_recall` by mean.
+    """
+    from rouge_score import rouge_scorer
+
+    _check_texts(predictions, references)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rougeL"], use_stemmer=True)
+    scores = [scorer.score(reference, prediction) for prediction, reference in zip(predictions, references)]
+    return {
+        "rouge1_recall": np.array([score["rouge1"].recall for score in scores], np.float64),
+        "rougeL_f1": np.array([score["rougeL"].fmeasure for score in scores], np.float64),
+        "rougeL_recall": np.array([score["rougeL"].recall for score in scores], np.float64),
+    }
 
 
 def fact_accuracy(correct: ArrayLike) -> float:
@@ -253,6 +264,18 @@ def _hit_rows(hits: ArrayLike | Sequence[ArrayLike], mask: ArrayLike | None) -> 
         if row.dtype != np.bool_ and not np.isin(row, (0, 1)).all():
             raise ValueError(f"`hits` item {index} must hold booleans or 0/1 values.")
     return [row.astype(bool) for row in rows]
+
+
+def _check_texts(predictions: Sequence[str], references: Sequence[str]) -> None:
+    for name, values in (("predictions", predictions), ("references", references)):
+        if isinstance(values, str):
+            raise ValueError(f"`{name}` must be a sequence of strings, got a single string.")
+        if len(values) == 0:
+            raise ValueError(f"`{name}` is empty; pass at least one item.")
+        for index, value in enumerate(values):
+            if not isinstance(value, str):
+                raise ValueError(f"`{name}` item {index} must be a string, got {type(value).__name__}.")
+    check_same_length(predictions=predictions, references=references)
 
 
 def _nll(values: ArrayLike, name: str) -> np.ndarray:

@@ -1,0 +1,87 @@
+"""Scoring is OpenUnlearning's: the answer then <eos>, as its QADataset builds an item from our export."""
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from behemoth_hf.export import TEMPLATE_ARGS
+from behemoth_hf.metrics import rouge_scores
+from behemoth_hf.modeling import build_model
+from behemoth_hf.scoring import generate_answers, score_answers
+from behemoth_hf.splits import fact_table
+from behemoth_hf.tokenizer import build_tokenizer
+
+
+@pytest.fixture(scope="module")
+def setting(tiny_world):
+    tokenizer = build_tokenizer(tiny_world.lexicon)
+    model = build_model(
+        "tiny", len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, seed=3
+    ).eval()
+    rows = fact_table(tiny_world, "forget").to_pylist()[:12]
+    return model, tokenizer, [row["prompt"] for row in rows], [row["answer"] for row in rows]
+
+
+def _openunlearning_item(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
+    """input ids and labels as OU's `preprocess_chat_instance` builds them with the export's template tags."""
+    tags = TEMPLATE_ARGS
+    prompt = tags["user_start_tag"] + question + tags["user_end_tag"] + tags["asst_start_tag"]
+    ids = tokenizer(prompt + answer, add_special_tokens=True).input_ids
+    prompt_ids = tokenizer(prompt, add_special_tokens=True).input_ids
+    if ids[-1] != tokenizer.eos_token_id:
+        ids = ids + [tokenizer.eos_token_id]
+    return ids, [-100] * len(prompt_ids) + ids[len(prompt_ids) :]
+
+
+def test_probability_is_exp_minus_mean_nll_of_the_answer_and_eos(setting):
+    model, tokenizer, prompts, answers = setting
+    scores = score_answers(model, tokenizer, prompts, answers, batch_size=5)  # several, unequal batches
+    for i, (prompt, answer) in enumerate(zip(prompts, answers)):
+        ids, labels = _openunlearning_item(tokenizer, prompt, answer)
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].double(), -1)
+        labelled = [t for t in range(1, len(ids)) if labels[t] != -100]
+        token_nll = [-float(logprobs[t - 1, ids[t]]) for t in labelled]
+        assert ids[labelled[-1]] == tokenizer.eos_token_id and len(token_nll) == len(answer.split()) + 1
+        # OU's `probability`: exp(-mean NLL over every labelled token, <eos> included).
+        assert scores.mean_nll[i] == pytest.approx(np.mean(token_nll), rel=1e-5)
+        assert np.exp(-scores.mean_nll[i]) == pytest.approx(np.exp(-np.mean(token_nll)), rel=1e-5)
+        # OU's token-wise metrics (min-k%, exact memorization, extraction strength) drop the final <eos>.
+        assert np.allclose(-scores.token_logprobs[i], token_nll[:-1], rtol=1e-5)
+        assert scores.eos_logprobs[i] == pytest.approx(-token_nll[-1], rel=1e-5)
+        greedy = [int(logprobs[t - 1].argmax()) for t in labelled]
+        assert scores.predicted_ids[i].tolist() == greedy[:-1]
+        assert scores.correct[i] == (greedy[:-1] == ids[labelled[0] : labelled[-1]])
+        assert scores.ends[i] == (scores.correct[i] and greedy[-1] == tokenizer.eos_token_id)
+
+
+def _always_predict(model, token_id: int) -> None:
+    """Make `model` predict `token_id` at every position: a constant final hidden state, a one-hot head."""
+    with torch.no_grad():
+        model.gpt_neox.final_layer_norm.weight.zero_()
+        model.gpt_neox.final_layer_norm.bias.fill_(1.0)
+        head = model.get_output_embeddings().weight
+        head.zero_()
+        head[token_id] = 1.0
+
+
+def test_generation_stops_at_eos_or_the_length_limit(setting):
+    model, tokenizer, prompts, answers = setting
+    model = copy.deepcopy(model)
+    _always_predict(model, tokenizer.convert_tokens_to_ids(answers[0]))
+    assert generate_answers(model, tokenizer, prompts[:3], max_new_tokens=7) == [" ".join([answers[0]] * 7)] * 3
+    _always_predict(model, tokenizer.eos_token_id)
+    assert generate_answers(model, tokenizer, prompts[:3]) == ["", "", ""]
+    with pytest.raises(ValueError, match="`max_new_tokens` must be >= 1"):
+        generate_answers(model, tokenizer, prompts, max_new_tokens=0)
+
+
+def test_rouge_is_openunlearnings_scorer():
+    scores = rouge_scores(["Bako tumi", "tumi", ""], ["bako", "bako tumi", "bako"])
+    assert scores["rougeL_recall"].tolist() == [1.0, 0.5, 0.0]
+    assert scores["rouge1_recall"].tolist() == [1.0, 0.5, 0.0]
+    assert scores["rougeL_f1"][0] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="`predictions` must be a sequence of strings"):
+        rouge_scores("bako", ["bako"])
