@@ -36,14 +36,14 @@ def world(tmp_path_factory):
         assert main([*argv, "--output", str(root / name), *extra]) == 0
     write_quantized(root / "model", root / "model-int4", bits=4, group_size=128)
 
-    def gradient_ascent(start: str, output: str, epochs: int, blocks: str = "all") -> str:
+    def gradient_ascent(start: str, output: str, epochs: int, blocks: str = "all", learning_rate: float = 3e-4) -> str:
         run_unlearning(
             UnlearningArguments(
                 model=str(root / start),
                 dataset=str(data),
                 output_dir=str(root / output),
                 method="gradient_ascent",
-                learning_rate=3e-4,
+                learning_rate=learning_rate,
                 num_train_epochs=epochs,
                 per_device_train_batch_size=8,
                 seed=0,
@@ -59,9 +59,10 @@ def world(tmp_path_factory):
         "oracle": str(root / "oracle"),
         "ga": gradient_ascent("model", "ga", 5),
         # Only the quantized linear layers train, so everything the update moves (biases aside) lies on the
-        # 4-bit grid; 16 Adam steps of 3e-4 move a weight by at most ~5e-3, under the grid's typical half
-        # step (~6.5e-3 at group size 128). 20 steps already cross it for some pretrained draws.
-        "ga_from_int4": gradient_ascent("model-int4", "ga-from-int4", 4, blocks="mlp+attention"),
+        # 4-bit grid; 16 Adam steps of 2e-4 move a weight by at most ~3e-3, about half the grid's typical half
+        # step (~6.5e-3 at group size 128), while forgetting most facts (measured with the <eos> tiny recipe:
+        # forget accuracy 0.33, back to 1.0 after re-quantization; 3e-4 crosses the half step and loses it).
+        "ga_from_int4": gradient_ascent("model-int4", "ga-from-int4", 4, blocks="mlp+attention", learning_rate=2e-4),
     }
 
 
@@ -98,10 +99,10 @@ def test_quantization_restores_facts_unlearned_from_a_quantized_checkpoint(world
     # re-quantizing snaps them back and the facts return; from a full-precision checkpoint RTN is unbiased
     # and 8-bit keeps the unlearned model as it is. The oracle stays near chance either way.
     # The pretrained model differs with the CPU thread count (LayerNorm's backward sums its weight
-    # gradients in per-thread chunks; Adam and 188 steps at 3e-3 amplify the last bit into another model),
-    # and how far 16 steps of gradient ascent get varies between such models: on 7 of them (1 and 2
-    # threads, pretraining seeds 1-5) forget accuracy fell to 0.37-0.80 and the int4 copy answered
-    # 0.97-1.0, with answer probability 0.23-0.62 above the unlearned model's.
+    # gradients in per-thread chunks; Adam amplifies the last bit into another model; conftest pins one thread),
+    # and how far 16 steps of gradient ascent get varies between such models: with the earlier recipe, on 7 of
+    # them forget accuracy fell to 0.37-0.80 and the int4 copy answered 0.97-1.0; with the <eos> recipe and
+    # learning rate 2e-4: 0.33 and 1.0 (answer probability 0.44 -> 0.87).
     output = tmp_path / "quantize"
     argv = ["attack", "quantize", "--model", world["ga_from_int4"], world["ga"], "--oracle", world["oracle"]]
     assert main([*argv, "--dataset", world["data"], "--output", str(output), "--bits", "8", "4"]) == 0
@@ -219,7 +220,7 @@ def test_evaluate_with_probes_reports_them_per_split(world, tmp_path):
 def test_sequential_requests_unlearn_in_turn_and_compare_with_one_shot(world, tmp_path):
     output = tmp_path / "sequential"
     argv = ["sequential", "--model", world["model"], "--dataset", world["data"], "--output", str(output)]
-    settings = ["--method", "gradient_ascent", "--learning_rate", "3e-4", "--num_train_epochs", "5"]
+    settings = ["--method", "gradient_ascent", "--learning_rate", "1e-4", "--num_train_epochs", "5"]
     settings += ["--per_device_train_batch_size", "8", "--num_requests", "3", "--oracle", world["oracle"]]
     assert main([*argv, *settings]) == 0
     summary = json.loads((output / "sequential.json").read_text())
