@@ -38,18 +38,19 @@ from results_file import add_output_arguments, output_path, write_record
 
 
 NAME = "interop_openunlearning"
-# OU's key in TOFU_EVAL.json -> `behemoth evaluate`'s key (None: OU only). OU stores pre-computed metrics too.
+# OU's key in TOFU_EVAL.json -> `behemoth evaluate`'s key. OU's retain and utility terms are over the exported
+# `retain_perturbed`/real-authors/world-facts sets: ours under `ou_*` (our own `model_utility` is another formula).
 METRICS = {
     "forget_Q_A_Prob": "forget_Q_A_Prob",
     "forget_truth_ratio": "forget_truth_ratio",
     "forget_quality": "forget_quality",
-    "retain_Q_A_Prob": "retain_Q_A_Prob",
-    "retain_Truth_Ratio": "retain_truth_ratio",
-    "model_utility": "model_utility",
+    "retain_Q_A_Prob": "ou_retain_Q_A_Prob",
+    "retain_Truth_Ratio": "ou_retain_Truth_Ratio",
+    "model_utility": "ou_model_utility",
     "mia_min_k": "mia_min_k",
     "privleak": "privleak",
-    "forget_Q_A_ROUGE": None,
-    "extraction_strength": None,
+    "forget_Q_A_ROUGE": "forget_Q_A_ROUGE",
+    "extraction_strength": "extraction_strength",
 }
 OUR_FORGETTING = ("forget_accuracy", "retain_accuracy", "paraphrase_accuracy", "forget_quality", "model_utility")
 # Run in OU's environment: compose its eval config the way src/eval.py does (--config-dir is searched after OU's
