@@ -41,6 +41,7 @@ from behemoth_hf.config import make_config
 from behemoth_hf.quickstart import prepare_world
 from behemoth_hf.reuse import arguments_key, claim, identity
 from behemoth_hf.sequential import plot_curves
+from behemoth_hf.staging import refuse_unsafe_path
 
 
 logger = logging.getLogger(__name__)
@@ -245,8 +246,8 @@ def run_experiment(
     from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
 
     experiment = Experiment.load(path, overrides)
-    output = Path(output_dir)
-    root = Path(work_dir) if work_dir is not None else output / "work"
+    output = refuse_unsafe_path(output_dir, "--output")
+    root = refuse_unsafe_path(work_dir, "--work-dir") if work_dir is not None else output / "work"
     output.mkdir(parents=True, exist_ok=True)
     data, model, oracle = prepare_world(
         root,

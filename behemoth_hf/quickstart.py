@@ -19,6 +19,7 @@ from behemoth_hf.config import NAMED_CONFIGS, make_config
 from behemoth_hf.generate import METADATA_FILE, generate_dataset
 from behemoth_hf.modeling import PRESETS
 from behemoth_hf.reuse import arguments_key, claim, differences, identity
+from behemoth_hf.staging import refuse_unsafe_path
 
 
 logger = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
     from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
     from behemoth_hf.unlearn.run import run_unlearning
 
-    root = Path(args.output_dir)
+    root = refuse_unsafe_path(args.output_dir, "output_dir")
     pretrain_recipe = "pretrain_tiny.yaml" if args.preset == "tiny" else "pretrain_small.yaml"
     data, model, oracle = prepare_world(root, make_config(args.world), args.preset, pretrain_recipe)
 

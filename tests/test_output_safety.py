@@ -337,3 +337,12 @@ def test_sigterm_during_generate_removes_the_staging_folder(tmp_path):
     process.wait()
     assert process.returncode == 128 + signal.SIGTERM
     assert list(tmp_path.iterdir()) == []  # no output, no staging folder, no lock
+
+
+@pytest.mark.parametrize("command", [["quickstart", "--output", "."], ["experiment", "x.yaml", "--output", "."]])
+def test_work_folders_of_pipelines_refuse_the_current_folder(tmp_path, monkeypatch, capsys, command):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.yaml").write_text((REPO / "trainer_configs" / "experiments" / "edit_rank.yaml").read_text())
+    assert main(command) == 2
+    assert "current folder" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.yaml"]
