@@ -168,10 +168,14 @@ class PretrainArguments:
 
     def run_fingerprint(self, dataset_fingerprint: str) -> str:
         """Identity of a run for `--resume`: everything that changes the trajectory."""
-        ignored = {"output_dir", "resume", "overwrite", "logging_steps", "save_steps", "save_total_limit", "dataset"}
-        payload = {k: v for k, v in dataclasses.asdict(self).items() if k not in ignored}
-        payload["dataset_fingerprint"] = dataset_fingerprint
+        payload = run_identity(dataclasses.asdict(self), dataset_fingerprint)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def run_identity(arguments: dict[str, Any], dataset_fingerprint: str) -> dict[str, Any]:
+    """The arguments (as a record stores them) that change a run's trajectory, with its dataset's fingerprint."""
+    ignored = {"output_dir", "resume", "overwrite", "logging_steps", "save_steps", "save_total_limit", "dataset"}
+    return {**{k: v for k, v in arguments.items() if k not in ignored}, "dataset_fingerprint": dataset_fingerprint}
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -72,7 +72,7 @@ def prepare_world(root: Path, config, preset: str, pretrain_recipe: str) -> tupl
 
     Every experiment and quickstart on `root` shares these, so one made for another world or recipe is
     refused (naming what is there and what is asked), never replaced; an interrupted pretraining resumes."""
-    from behemoth_hf.pretrain import CHECKPOINT_DIR, RECORD_FILE, PretrainArguments, pretrain
+    from behemoth_hf.pretrain import CHECKPOINT_DIR, RECORD_FILE, PretrainArguments, pretrain, run_identity
 
     data, model, oracle = root / "data", root / "model", root / "oracle"
     if (data / METADATA_FILE).exists():
@@ -99,10 +99,8 @@ def prepare_world(root: Path, config, preset: str, pretrain_recipe: str) -> tupl
         if (folder / RECORD_FILE).exists():
             found = json.loads((folder / RECORD_FILE).read_text())
             if found["run_fingerprint"] != args.run_fingerprint(config.fingerprint()):
-                asked = {**asdict(args), "dataset_fingerprint": config.fingerprint()}
-                there = {**found["arguments"], "dataset_fingerprint": found["dataset_fingerprint"]}
-                for name in ("output_dir", "dataset", "overwrite", "resume"):
-                    asked.pop(name), there.pop(name, None)
+                asked = run_identity(asdict(args), config.fingerprint())
+                there = run_identity(found["arguments"], found["dataset_fingerprint"])
                 raise FileExistsError(
                     f"{folder} holds {what} made with other settings (there -> asked: {differences(there, asked)}); "
                     "choose another work folder"
