@@ -17,6 +17,7 @@ from behemoth_hf.generate import generate_dataset
 from behemoth_hf.modeling import build_model
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.unlearn import METHODS, UnlearningArguments
+from behemoth_hf.unlearn.data import encode_examples
 from behemoth_hf.unlearn.registry import register_method
 from behemoth_hf.unlearn.restriction import apply_lora, count_parameters, merged_model, restrict_to_blocks
 from behemoth_hf.unlearn.run import run_unlearning
@@ -91,8 +92,24 @@ def test_records_name_the_method_restriction_and_seed(unlearned):
 
 def test_edit_writes_the_new_targets(tiny_model, data, tmp_path):
     _, model = _run(tiny_model, tmp_path / "edit", method="edit")
-    assert _scores(model, data, "forget", "target_new").accuracy >= 0.8
+    edited = _scores(model, data, "forget", "target_new")
+    assert edited.accuracy >= 0.8
+    # The edit trains `target_new <eos>`, as evaluation and OpenUnlearning score it: greedy decoding stops there.
+    assert edited.ends.mean() >= 0.8
     assert _scores(model, data, "forget").accuracy <= 0.2
+
+
+def test_training_examples_label_the_answer_and_eos_only(data):
+    rows = data.fact_splits["forget"][:4]
+    tokenizer = data.tokenizer
+    for example, prompt, answer in zip(
+        encode_examples(tokenizer, rows["prompt"], rows["answer"]), rows["prompt"], rows["answer"]
+    ):
+        prompt_length = len(tokenizer(prompt, add_special_tokens=False).input_ids)
+        assert example["input_ids"][-1] == tokenizer.eos_token_id
+        assert example["labels"][:prompt_length] == [-100] * prompt_length
+        assert example["labels"][prompt_length:] == example["input_ids"][prompt_length:]
+        assert tokenizer.decode(example["labels"][prompt_length:-1]).strip() == answer
 
 
 def test_constant_edit_rewrites_a_relation_to_one_object(tiny_model, data, tmp_path):

@@ -1,4 +1,4 @@
-"""Paired forget/retain batches: prompt + answer rows with labels on the answer tokens only."""
+"""Paired forget/retain batches: prompt + answer + `<eos>` rows with labels on the answer and `<eos>` only."""
 
 from __future__ import annotations
 
@@ -14,10 +14,15 @@ from behemoth_hf.unlearn.losses import IGNORE_INDEX
 
 
 def encode_examples(tokenizer: PreTrainedTokenizerBase, prompts, answers) -> list[dict[str, list[int]]]:
-    """`prompt answer` token ids, labels = -100 on the prompt (the answer is what the loss sees)."""
+    """`prompt answer <eos>` token ids, labels = -100 on the prompt.
+
+    The loss sees the answer and the `<eos>` that ends the fact: the sequence pretraining labels, evaluation
+    scores and OpenUnlearning trains on (its QA datasets append `<eos>` to every answer).
+    """
     full_ids, prompt_lengths = encode_prompt_answer(tokenizer, prompts, answers)
+    eos = [tokenizer.eos_token_id]
     return [
-        {"input_ids": ids, "labels": [IGNORE_INDEX] * length + ids[length:]}
+        {"input_ids": ids + eos, "labels": [IGNORE_INDEX] * length + ids[length:] + eos}
         for ids, length in zip(full_ids, prompt_lengths)
     ]
 
