@@ -11,7 +11,10 @@
    retain logs), then on the pretrained and the NPO-unlearned model against them.
 4. OU's `src/train.py` with `experiment=unlearn/behemoth/default` and `trainer=GradAscent` / `NPO` from the
    pretrained model, then `behemoth evaluate` of OU's unlearned models.
-5. Prints OU's numbers beside `behemoth evaluate`'s with their relative difference, and writes the record.
+5. With `--learning-rates`: OU's GradAscent/NPO and `behemoth unlearn`'s gradient_ascent/npo recipes at each rate
+   (the same schedule otherwise), all scored by `behemoth evaluate`: the same loss on the same data should forget
+   alike.
+6. Prints OU's numbers beside `behemoth evaluate`'s with their relative difference, and writes the record.
 
 OU's command lines carry only the config dir, the experiment, the two paths and the run's name/output folder
 (they are in the record). OU runs in its own environment (`--ou-python`, pinned transformers 4.45) from
@@ -31,6 +34,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from behemoth_hf import cli
 from behemoth_hf.evaluation import EvaluationArguments, run_evaluation
 from behemoth_hf.export import OU_CONFIG_DIR, OU_EVAL_EXPERIMENT, OU_UNLEARN_EXPERIMENT, export_openunlearning
 from behemoth_hf.quickstart import QuickstartArguments, run_quickstart
@@ -38,6 +42,7 @@ from results_file import add_output_arguments, output_path, write_record
 
 
 NAME = "interop_openunlearning"
+RECIPES = Path(__file__).resolve().parent.parent / "trainer_configs"
 # OU's key in TOFU_EVAL.json -> `behemoth evaluate`'s key. OU's retain and utility terms are over the exported
 # `retain_perturbed`/real-authors/world-facts sets: ours under `ou_*` (our own `model_utility` is another formula).
 METRICS = {
@@ -87,6 +92,14 @@ def main() -> None:
         "--work",
         type=Path,
         help="work folder, reused by a rerun (default: outputs/interop_openunlearning/WORLD-PRESET)",
+    )
+    parser.add_argument(
+        "--learning-rates",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="LR",
+        help="also run OU's GradAscent/NPO and our gradient_ascent/npo recipes at each rate (step 5)",
     )
     add_output_arguments(parser, NAME)
     args = parser.parse_args()
@@ -154,7 +167,30 @@ def main() -> None:
         method: {key: ours[path.name][key]["agg_value"] for key in OUR_FORGETTING if key in ours[path.name]}
         for method, path in unlearned.items()
     }
+    sweep = {}
+    for rate in args.learning_rates:
+        models = {}
+        for method, ours_method in (("GradAscent", "gradient_ascent"), ("NPO", "npo")):
+            models[f"ou-{method}-{rate:g}"] = ou.unlearn(method, quickstart / "model", learning_rate=rate)
+            models[f"behemoth-{ours_method}-{rate:g}"] = run_ours(ours_method, quickstart, work / "behemoth", rate)
+        scored = run_evaluation(
+            EvaluationArguments(
+                model=[str(path) for path in models.values()],
+                dataset=str(quickstart / "data"),
+                oracle=str(quickstart / "evaluation" / "oracle" / "BEHEMOTH_EVAL.json"),
+                output_dir=str(work / f"behemoth_evaluate_lr{rate:g}"),
+                overwrite=True,
+            )
+        )
+        sweep[f"{rate:g}"] = {
+            name: {key: scored[path.name][key]["agg_value"] for key in OUR_FORGETTING if key in scored[path.name]}
+            for name, path in models.items()
+        }
     _print_tables(comparison, forgetting)
+    for rate, runs in sweep.items():
+        print(f"\nlearning rate {rate}: behemoth evaluate of OU's and behemoth's unlearned models")
+        for name, metrics in runs.items():
+            print(f"  {name:28s} " + "  ".join(f"{key} {value:.4g}" for key, value in metrics.items()))
     record = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores (shared)",
         "command": "python benchmarks/interop_openunlearning.py " + shlex.join(sys.argv[1:]),
@@ -168,6 +204,7 @@ def main() -> None:
                 "ou_commands": ou.commands,
                 "ou_vs_behemoth_evaluate": comparison,
                 "behemoth_evaluate_of_ou_unlearned": forgetting,
+                **({"learning_rates": sweep} if sweep else {}),
             }
         ],
     }
@@ -224,15 +261,28 @@ class OpenUnlearning:
         output = self._run("src/eval.py", "eval.yaml", OU_EVAL_EXPERIMENT, f"eval/{name}", model, extra)
         return output / "TOFU_EVAL.json"
 
-    def unlearn(self, method: str, model: Path) -> Path:
-        """OU's `method` trainer from `model`; returns the saved model folder."""
-        extra = [f"trainer={method}"]
-        return self._run("src/train.py", "unlearn.yaml", OU_UNLEARN_EXPERIMENT, f"unlearn/{method}", model, extra)
+    def unlearn(self, method: str, model: Path, learning_rate: float | None = None) -> Path:
+        """OU's `method` trainer from `model` (at the export's learning rate unless given); returns the model folder."""
+        extra, name = [f"trainer={method}"], f"unlearn/{method}"
+        if learning_rate is not None:
+            extra.append(f"trainer.args.learning_rate={learning_rate}")
+            name += f"-{learning_rate:g}"
+        return self._run("src/train.py", "unlearn.yaml", OU_UNLEARN_EXPERIMENT, name, model, extra)
 
     def versions(self) -> dict[str, str]:
         code = "import sys, torch, transformers; print(sys.version.split()[0], torch.__version__, transformers.__version__)"
         python, torch, transformers = self.python("-c", code).split()
         return {"python_version": python, "torch": torch, "transformers": transformers}
+
+
+def run_ours(method: str, quickstart: Path, out: Path, learning_rate: float) -> Path:
+    """`behemoth unlearn` with the shipped recipe of `method` at `learning_rate`; returns the model folder."""
+    output = out / f"{method}-{learning_rate:g}"
+    argv = ["unlearn", "--config", str(RECIPES / f"{method}.yaml"), "--model", str(quickstart / "model")]
+    argv += ["--dataset", str(quickstart / "data"), "--output_dir", str(output), "--learning_rate", str(learning_rate)]
+    if cli.main([*argv, "--overwrite"]) != 0:
+        sys.exit(f"behemoth {shlex.join(argv)} failed")
+    return output
 
 
 def _agg_values(path: Path) -> dict[str, Any]:
