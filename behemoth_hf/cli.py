@@ -216,6 +216,10 @@ def main(argv: list[str] | None = None) -> int:
         help="; ".join(f"{name}: {command.__doc__.splitlines()[0]}" for name, command in COMMANDS.items()),
     )
     known, rest = parser.parse_known_args(argv[:1])
+    # Before any command imports torch: OpenMP reads its thread settings once, when torch loads it.
+    from behemoth_hf.threads import configure_threads
+
+    configure_threads()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     import yaml
