@@ -16,12 +16,14 @@ reaches is what the relearning set teaches by itself (chance, in a world of inde
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from accelerate import PartialState
 from datasets import concatenate_datasets
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
@@ -62,7 +64,7 @@ class RelearnArguments(AttackTargets):
         learning_rate (`float`, defaults to 1e-4):
             AdamW learning rate (constant).
         batch_size (`int`, defaults to 16):
-            Relearning examples per step.
+            Relearning examples per step (under several processes, shared equally between them).
         seed (`int`, defaults to 0):
             Seed of the forget-fraction draw and of training.
     """
@@ -151,6 +153,12 @@ class RecoveryCurve(TrainerCallback):
             self.measure(model, state.global_step)
 
 
+def _num_processes() -> int:
+    # torchrun and accelerate launch set WORLD_SIZE in every process; read before any distributed state exists (a
+    # `PartialState()` made here would miss `ACCELERATE_USE_CPU`, which the Trainer's arguments honour).
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def relearn_curve(model_path: str, data: BehemothData, kind: str, args: RelearnArguments, work_dir: Path) -> dict:
     """Relearn one model on one set; the recovery curve of its held-out forget facts."""
     model, tokenizer = load_model(data, model_path)
@@ -165,7 +173,7 @@ def relearn_curve(model_path: str, data: BehemothData, kind: str, args: RelearnA
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
         lr_scheduler_type="constant",
-        per_device_train_batch_size=args.batch_size,
+        per_device_train_batch_size=args.batch_size // _num_processes(),  # a multiple: checked by run_relearn
         logging_steps=args.eval_steps,
         save_strategy="no",
         report_to="none",
@@ -179,7 +187,8 @@ def relearn_curve(model_path: str, data: BehemothData, kind: str, args: RelearnA
         callbacks=[curve],
     )
     trainer.train()
-    shutil.rmtree(work_dir, ignore_errors=True)  # nothing is saved there (save_strategy=no) but logs
+    if trainer.is_world_process_zero():
+        shutil.rmtree(work_dir, ignore_errors=True)  # nothing is saved there (save_strategy=no) but logs
     return {"relearn_facts": len(relearn_rows), "scored_facts": len(scored), **curve.curve}
 
 
@@ -188,6 +197,11 @@ def run_relearn(args: RelearnArguments) -> dict[str, Any]:
     from behemoth_hf.attacks.tables import write_attack_table
 
     sources = args.named_targets()
+    if args.batch_size % _num_processes():
+        raise ValueError(
+            f"`batch_size` ({args.batch_size}) must be a multiple of the {_num_processes()} processes, which "
+            "share each step's examples equally"
+        )
     data = open_dataset(args.dataset)
     output = Path(args.output_dir)
     curves = {
@@ -197,6 +211,10 @@ def run_relearn(args: RelearnArguments) -> dict[str, Any]:
     settings = {k: v for k, v in vars(args).items() if k not in ("model", "oracle", "output_dir")}
     summary = {"dataset": data.source, "models": sources, **settings}
     summary["curves"] = curves
+    state = PartialState()  # set up by the Trainer's arguments
+    if not state.is_main_process:  # every process measured the same curves (their weights are kept equal)
+        state.wait_for_everyone()
+        return summary
     output.mkdir(parents=True, exist_ok=True)
     rows = {
         name: {
@@ -220,6 +238,7 @@ def run_relearn(args: RelearnArguments) -> dict[str, Any]:
     )
     plot_relearn_curves(curves, output / "relearn.png")
     (output / "relearn.json").write_text(json.dumps(summary, indent=2) + "\n")  # last: marks the attack complete
+    state.wait_for_everyone()
     return summary
 
 

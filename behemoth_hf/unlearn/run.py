@@ -170,6 +170,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "trainable_parameters": trainable,
         "total_parameters": total,
         "seed": args.seed,
+        "num_processes": trainer.accelerator.num_processes,  # each trains on its slice of every step's batch
         "steps": result.global_step,
         "train_loss": result.training_loss,
         "wall_seconds": wall_seconds,
