@@ -33,6 +33,9 @@ MARKERS = ("SS", "RR", "OO", "QQ", "AA")
 FILLERS = ("ek", "ul", "ob", "it", "ar", "en", "os", "um", "il", "ad")
 QUESTION_FILLERS = ("ix", "ep", "ot", "ag")
 GRAMMAR_WORDS = (".",) + MARKERS + FILLERS + QUESTION_FILLERS
+# The world's refusal: the object marker repeated where an object would be, as the original generator's refusal mode
+# writes it (prompt through the first `OO`, answer `OO OO`). A grammar word, so it is never a fact's object.
+REFUSAL = " ".join([MARKERS[2]] * 2)
 
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"

@@ -245,7 +245,7 @@ def test_block_restricted_edit_leaves_other_parameters_bit_identical(tiny_model,
 @pytest.mark.parametrize(
     "overrides, error, match",
     [
-        (dict(method="forget_everything"), ValueError, r"`method` must be one of \['edit', 'grad_diff'"),
+        (dict(method="forget_everything"), ValueError, r"`method` must be one of \['altpo', 'ceu', 'edit'"),
         (dict(lora_rank=0), ValueError, r"`lora_rank` must be >= 1"),
         (dict(lora_rank=2, lora_targets="embeddings"), ValueError, r"`lora_targets` must be one of"),
         (dict(trainable_blocks="heads"), ValueError, r"`trainable_blocks` must be one of"),

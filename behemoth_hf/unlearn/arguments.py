@@ -4,6 +4,7 @@ and the update restriction. Parsed by `HfArgumentParser` from `trainer_configs/*
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -24,7 +25,8 @@ class UnlearningArguments(TrainingArguments):
         dataset (`str`):
             The model's dataset: a `behemoth generate` folder or a named config.
         method (`str`, defaults to `"npo"`):
-            Registered method: `gradient_ascent`, `grad_diff`, `npo`, `simnpo` or `edit`.
+            Registered method: `gradient_ascent`, `grad_diff`, `npo`, `simnpo`, `idk_dpo`, `idk_nll`, `altpo`, `rmu`,
+            `undial`, `wga`, `satimp`, `ceu`, `pdu` or `edit`.
         forget_split (`str`, defaults to `"forget"`):
             Facts to unlearn (or to edit).
         retain_split (`str`, defaults to `"retain"`):
@@ -43,13 +45,36 @@ class UnlearningArguments(TrainingArguments):
         gamma (`float`, *optional*):
             Weight of the forget term.
         beta (`float`, *optional*):
-            Inverse temperature of NPO / SimNPO.
+            Inverse temperature of NPO / SimNPO / DPO / AltPO, UNDIAL's logit penalty, WGA's and SatImp's exponent
+            of the token probability.
+        beta2 (`float`, defaults to 1.0):
+            SatImp's exponent of one minus the token probability.
         delta (`float`, *optional*):
             SimNPO margin.
         retain_loss (`str`, defaults to `"nll"`):
-            `nll` on the retain answers, or `kl` to the frozen reference model.
+            `nll` on the retain answers, `kl` to the frozen reference model, or (RMU only) `embed_diff`: the
+            distance of the steered layer's activations on retain inputs to the reference model's.
         kl_answer_only (`bool`, defaults to `False`):
             Average the KL over answer positions only (OpenUnlearning averages over every position).
+        aligned_positions (`bool`, defaults to `False`):
+            UNDIAL, PDU and RMU use the positions that predict the answer tokens. By default they use
+            OpenUnlearning's: UNDIAL every position, PDU and RMU the positions of the answer tokens themselves
+            (so a one-token answer's own prediction is never scored).
+        steering_coeff (`float`, defaults to 2.0):
+            RMU: norm of the fixed random vector the forget activations are steered to.
+        rmu_layer (`int`, *optional*):
+            RMU: the decoder layer whose output is steered; None: the middle one, `(num_layers - 1) // 2`.
+        rmu_params (`str`, *optional*):
+            RMU: train only the parameters whose full name matches this regular expression (OpenUnlearning's
+            `trainable_params_regex`); None trains what the update restriction leaves trainable.
+        ignore_first_answer_tokens (`int`, defaults to 1):
+            CE-U: answer tokens of each example left out of the loss (OpenUnlearning's default 1).
+        retain_loss_eps (`float`, *optional*):
+            PDU: the bound on the retain loss (required by `pdu`); its dual variable starts at `alpha`.
+        dual_step_size (`float`, defaults to 1.0):
+            PDU: step of the dual ascent `alpha <- max(0, alpha + dual_step_size * (retain_loss - retain_loss_eps))`.
+        dual_warmup_epochs (`float`, defaults to 0.0):
+            PDU: epochs before the dual variable starts moving.
         edit_target (`str`, defaults to `"target_new"`):
             What `edit` writes: each fact's `target_new`, or `constant` (object `constant_object` of the fact's
             relation for every fact, the original generator's forget-a-relation mode).
@@ -79,7 +104,7 @@ class UnlearningArguments(TrainingArguments):
 
     model: str | None = field(default=None, metadata={"help": "folder of the pretrained model"})
     dataset: str | None = field(default=None, metadata={"help": "the model's dataset: folder or named config"})
-    method: str = field(default="npo", metadata={"help": "gradient_ascent, grad_diff, npo, simnpo or edit"})
+    method: str = field(default="npo", metadata={"help": "a registered method (see `behemoth unlearn --help`)"})
     forget_split: str = field(default="forget", metadata={"help": "facts to unlearn or edit"})
     retain_split: str = field(default="retain", metadata={"help": "facts the retain term preserves"})
     num_edits: int | None = field(default=None, metadata={"help": "use only this many forget facts (seeded)"})
@@ -87,10 +112,23 @@ class UnlearningArguments(TrainingArguments):
     request: int = field(default=1, metadata={"help": "which request (1-based) this run unlearns"})
     alpha: float | None = field(default=None, metadata={"help": "retain weight (None: method default)"})
     gamma: float | None = field(default=None, metadata={"help": "forget weight (None: method default)"})
-    beta: float | None = field(default=None, metadata={"help": "NPO/SimNPO inverse temperature"})
+    beta: float | None = field(default=None, metadata={"help": "inverse temperature / penalty / exponent"})
+    beta2: float = field(default=1.0, metadata={"help": "SatImp exponent of 1 - p"})
     delta: float | None = field(default=None, metadata={"help": "SimNPO margin"})
-    retain_loss: Literal["nll", "kl"] = field(default="nll", metadata={"help": "retain term: nll or kl"})
+    retain_loss: Literal["nll", "kl", "embed_diff"] = field(
+        default="nll", metadata={"help": "retain term: nll, kl or (rmu) embed_diff"}
+    )
     kl_answer_only: bool = field(default=False, metadata={"help": "KL over answer positions only"})
+    aligned_positions: bool = field(
+        default=False, metadata={"help": "UNDIAL/PDU/RMU on the positions that predict the answer"}
+    )
+    steering_coeff: float = field(default=2.0, metadata={"help": "RMU steering vector norm"})
+    rmu_layer: int | None = field(default=None, metadata={"help": "RMU layer (None: the middle one)"})
+    rmu_params: str | None = field(default=None, metadata={"help": "RMU: regex of the parameters to train"})
+    ignore_first_answer_tokens: int = field(default=1, metadata={"help": "CE-U: answer tokens left out"})
+    retain_loss_eps: float | None = field(default=None, metadata={"help": "PDU retain loss bound (required)"})
+    dual_step_size: float = field(default=1.0, metadata={"help": "PDU dual ascent step"})
+    dual_warmup_epochs: float = field(default=0.0, metadata={"help": "PDU epochs before dual updates"})
     edit_target: Literal["target_new", "constant"] = field(
         default="target_new", metadata={"help": "edit toward target_new, or a constant object per relation"}
     )
@@ -132,6 +170,7 @@ class UnlearningArguments(TrainingArguments):
                 raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
         if self.beta is not None and self.beta <= 0:
             raise ValueError(f"`beta` must be > 0, got {self.beta}")
+        self._check_method_arguments()
         if self.num_edits is not None and self.num_edits < 1:
             raise ValueError(f"`num_edits` must be >= 1 or None, got {self.num_edits}")
         if self.num_requests < 1:
@@ -152,3 +191,29 @@ class UnlearningArguments(TrainingArguments):
             self.lora_alpha = 2.0 * self.lora_rank
         if self.remove_unused_columns:
             raise ValueError("`remove_unused_columns` must be False: batches are nested forget/retain dicts")
+
+    def _check_method_arguments(self) -> None:
+        for name in ("beta2", "steering_coeff", "ignore_first_answer_tokens", "dual_step_size", "dual_warmup_epochs"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"`{name}` must be >= 0, got {getattr(self, name)}")
+        if self.retain_loss == "embed_diff" and self.method != "rmu":
+            raise ValueError(
+                f"`retain_loss=embed_diff` compares RMU's steered activations: use it with `rmu`, not {self.method!r}"
+            )
+        if self.method == "pdu" and self.retain_loss_eps is None:
+            raise ValueError("`pdu` needs `retain_loss_eps`, the bound its dual ascent holds the retain loss to")
+        if self.method == "pdu" and not self.alpha > 0:
+            raise ValueError(f"`pdu` starts its dual variable at `alpha`, which must be > 0 here, got {self.alpha}")
+        if self.rmu_layer is not None and self.rmu_layer < 0:
+            raise ValueError(f"`rmu_layer` must be >= 0 (or None for the middle layer), got {self.rmu_layer}")
+        if self.rmu_params is not None:
+            try:
+                re.compile(self.rmu_params)
+            except re.error as error:
+                raise ValueError(f"`rmu_params` is not a regular expression ({error}): {self.rmu_params!r}") from None
+            # Two ways to choose what trains: one selection, stated once, is what the record can name.
+            if self.lora_rank is not None or self.trainable_blocks != "all" or self.trainable_layers is not None:
+                raise ValueError(
+                    "`rmu_params` chooses the trained parameters itself: leave `lora_rank`, `trainable_blocks` and "
+                    "`trainable_layers` unset with it (or drop `rmu_params` to restrict RMU with them)"
+                )

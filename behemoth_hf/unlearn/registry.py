@@ -19,4 +19,19 @@ def register_method(trainer_class: type) -> type:
 
 
 # Importing the method modules registers them.
-from behemoth_hf.unlearn import edit, grad_diff, gradient_ascent, npo, simnpo  # noqa: E402, F401
+from behemoth_hf.unlearn import (  # noqa: E402, F401
+    altpo,
+    ceu,
+    dpo,
+    edit,
+    grad_diff,
+    gradient_ascent,
+    idk_nll,
+    npo,
+    pdu,
+    rmu,
+    satimp,
+    simnpo,
+    undial,
+    wga,
+)

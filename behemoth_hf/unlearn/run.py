@@ -125,7 +125,6 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         model = apply_lora(model, args.lora_rank, args.lora_alpha, args.lora_targets, layers)
     else:
         restrict_to_blocks(model, args.trainable_blocks, layers)
-    trainable, total = count_parameters(model)
 
     trainer = trainer_class(
         model=model,
@@ -134,6 +133,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         data_collator=PairedCollator(tokenizer.pad_token_id),
         processing_class=tokenizer,
     )
+    trainable, total = count_parameters(model)  # after the trainer: a method may narrow them (RMU's `rmu_params`)
     start = time.perf_counter()
     result = trainer.train()
     wall_seconds = round(time.perf_counter() - start, 2)
