@@ -18,6 +18,7 @@ from accelerate.utils import broadcast
 from torch.utils.data import DataLoader, RandomSampler
 from transformers import ProgressCallback, Trainer
 
+from behemoth_hf.unlearn.alternates import AlternateDataset
 from behemoth_hf.unlearn.data import GlobalBatchSampler
 from behemoth_hf.unlearn.losses import answer_log_probs, kl_retain_loss, mean_token_nll
 
@@ -51,11 +52,19 @@ class UnlearningTrainer(Trainer):
         super().__init__(*args, **kwargs)
         kl_retain = self.uses_retain and self.args.retain_loss == "kl" and self.args.alpha > 0
         self.ref_model = self._reference_model() if self.needs_reference or kl_retain else None
+        answers = self.preferred_answers()
+        if answers is not None:
+            self.train_dataset = AlternateDataset(self.train_dataset, self.processing_class, answers)
         self._reference_cache = self._reference_answer_log_probs() if self.reference_parts else {}
         self._loss_parts: dict[str, list[float]] = defaultdict(list)
         # Swap in the labelled bar (none to swap with `disable_tqdm`, which prints logs, or in a notebook).
         if self.pop_callback(ProgressCallback) is not None:
             self.add_callback(LabelledProgressCallback(self.args.run_name or self.run_label()))
+
+    def preferred_answers(self) -> list[str] | None:
+        """Per forget example, the answer a refusal/preference method trains toward (batches then hold it as the
+        `alternate` part); None for methods without one. Runs before the reference log-probs are computed."""
+        return None
 
     def run_label(self) -> str:
         """`npo`, `edit LoRA r4`, `npo request 2/4`: the method, its LoRA rank and its deletion request."""

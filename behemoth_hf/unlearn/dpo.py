@@ -1,5 +1,4 @@
 from behemoth_hf.lexicon import REFUSAL
-from behemoth_hf.unlearn.alternates import AlternateDataset
 from behemoth_hf.unlearn.base import UnlearningTrainer
 from behemoth_hf.unlearn.losses import answer_log_probs, dpo_loss
 from behemoth_hf.unlearn.registry import register_method
@@ -12,11 +11,7 @@ class IdkDPOTrainer(UnlearningTrainer):
 
     name = "idk_dpo"
     defaults = {"beta": 0.1, "gamma": 1.0, "alpha": 1.0}
-    needs_reference = True
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.train_dataset = AlternateDataset(self.train_dataset, self.processing_class, self.preferred_answers())
+    reference_parts = ("forget", "alternate")
 
     def preferred_answers(self) -> list[str]:
         """The answer to prefer, per forget example."""
@@ -28,9 +23,9 @@ class IdkDPOTrainer(UnlearningTrainer):
         alt_log_prob, _ = answer_log_probs(self.forward(model, alternate), alternate["labels"])
         forget_loss = dpo_loss(
             log_prob,
-            self.reference_log_probs(forget),
+            self.reference_log_probs(inputs, "forget"),
             alt_log_prob,
-            self.reference_log_probs(alternate),
+            self.reference_log_probs(inputs, "alternate"),
             self.args.beta,
         )
         loss = self.combine(forget_loss, inputs.get("retain"), model)

@@ -1,5 +1,4 @@
 from behemoth_hf.lexicon import REFUSAL
-from behemoth_hf.unlearn.alternates import AlternateDataset
 from behemoth_hf.unlearn.base import UnlearningTrainer
 from behemoth_hf.unlearn.losses import mean_token_nll
 from behemoth_hf.unlearn.registry import register_method
@@ -13,10 +12,8 @@ class IdkNLLTrainer(UnlearningTrainer):
     name = "idk_nll"
     defaults = {"gamma": 1.0, "alpha": 1.0}
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        refusals = [REFUSAL] * len(self.train_dataset.forget)
-        self.train_dataset = AlternateDataset(self.train_dataset, self.processing_class, refusals)
+    def preferred_answers(self) -> list[str]:
+        return [REFUSAL] * len(self.train_dataset.forget)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         refusal = inputs["alternate"]
