@@ -2,7 +2,7 @@
 
     python benchmarks/bench_throughput.py            # writes benchmarks/results/throughput-<UTC time>.json
     python benchmarks/bench_throughput.py --update   # merges into the committed benchmarks/results/throughput.json
-    python benchmarks/bench_throughput.py --presets small pythia-31m --processes 1
+    python benchmarks/bench_throughput.py --update --processes 1 --threads 1   # adds 1-process, 1-thread cases
 
 Data: the `paper` world (100,000 subjects x 6 relations x 400 objects, its vocabulary and its two-word subject
 names) generated with 1 repeat instead of 500, batched by `behemoth_hf.pretrain.SentenceBatches` exactly as
@@ -13,7 +13,7 @@ Each case (preset x number of processes) runs in a fresh process, so its peak me
 `accelerate` loop of forward + backward + AdamW step (`loss.item()` every step, as in `pretrain`) over those
 batches, a few warm-up steps, then timed steps for `--seconds`. The 2-process case is launched with
 `torchrun` (gloo, 1 thread per process: the same cores as the 1-process case, which uses torch's default
-thread count). With CUDA the same runs in bf16 (`--gpu-batch-size` sentences per step) and the device is
+thread count, or `--threads`). With CUDA the same runs in bf16 (`--gpu-batch-size` sentences per step) and the device is
 named. tokens/s counts real (non-padding) tokens.
 
 Model FLOPs (PaLM, Chowdhery et al. 2022, appendix B; as nanoGPT's `estimate_mfu`) of a sentence of n tokens,
@@ -22,7 +22,8 @@ less embedding tables that are only indexed; a tied input/output matrix counts o
 Each case checks this against `torch.utils.flop_counter` on one padded batch (eager attention): `flop_counter_ratio`.
 MFU = achieved model FLOPs/s / a matmul ceiling measured in the same process(es), with the same threads, right
 after the training steps (fp32 2048 x 2048 on CPU, bf16 8192 x 8192 on CUDA; best of a few, every process at
-once). The record names the machine and the load average: on a shared machine both rates are lower.
+once). The record names the machine and, per run and per case, the load average: on a shared machine both
+rates are lower, and they fluctuate with the load between the two measurements.
 
 The projection of the paper's pretraining (one pass over 500 repeats = 300M sentences) divides its model FLOPs by
 the measured rate of `pythia-31m` on this CPU; for GPUs, by a published bf16 dense peak times an assumed MFU
