@@ -21,6 +21,7 @@ from datasets.filesystems import is_remote_filesystem
 from behemoth_hf import config as config_module
 from behemoth_hf import lexicon, render, splits
 from behemoth_hf import world as world_module
+from behemoth_hf.cards import CITATION
 from behemoth_hf.config import GENERATOR_VERSION, NAMED_CONFIGS, WORLD_FIELDS, BehemothConfig
 from behemoth_hf.resources import check_builder_resources
 from behemoth_hf.world import World
@@ -32,15 +33,6 @@ language, for measuring exactly what unlearning and model editing do to a fact, 
 the facts that depend on it. Splits: `train` (the pretraining corpus, each fact `repeats` times),
 `forget`, `retain`, `dependent` (facts depending on a forget fact), `paraphrase` (forget facts in a
 held-out word order) and `holdout` (facts of subjects never trained on).
-"""
-# The paper, cited by the dataset card, the model cards and the evaluate modules too.
-CITATION = """\
-@article{iofinova2026behemoth,
-  title   = {Behemoth: Benchmarking Unlearning in LLMs Using Fully Synthetic Data},
-  author  = {Iofinova, Eugenia and Alistarh, Dan},
-  journal = {arXiv preprint arXiv:2601.23153},
-  year    = {2026}
-}
 """
 _HOMEPAGE = "https://arxiv.org/abs/2601.23153"
 _LICENSE = "apache-2.0"
