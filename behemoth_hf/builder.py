@@ -23,7 +23,7 @@ from behemoth_hf import lexicon, render, splits
 from behemoth_hf import world as world_module
 from behemoth_hf.cards import CITATION
 from behemoth_hf.config import GENERATOR_VERSION, NAMED_CONFIGS, WORLD_FIELDS, BehemothConfig
-from behemoth_hf.resources import check_builder_resources
+from behemoth_hf.resources import check_builder_resources, resource_checks_skipped
 from behemoth_hf.world import World
 
 
@@ -41,6 +41,21 @@ DATASET_NAME = "behemoth"
 _GENERATION_MODULES = (config_module, lexicon, world_module, render, splits)
 
 
+@dataclasses.dataclass
+class BehemothBuilderConfig(BehemothConfig, datasets.BuilderConfig):
+    """A `BehemothConfig` as the `datasets.BuilderConfig` of the `behemoth` builder (name, version, data files)."""
+
+    version: datasets.Version | str | None = datasets.Version(GENERATOR_VERSION)
+
+    def __post_init__(self):
+        datasets.BuilderConfig.__post_init__(self)
+        BehemothConfig.__post_init__(self)
+
+    @classmethod
+    def from_config(cls, config: BehemothConfig) -> BehemothBuilderConfig:
+        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(BehemothConfig)})
+
+
 def source_hash() -> str:
     """Hash of the code that determines the generated rows (the builder's cache key)."""
     digest = hashlib.sha256()
@@ -52,8 +67,10 @@ def source_hash() -> str:
 class Behemoth(datasets.ArrowBasedBuilder):
     """Builder of every Behemoth world; named configs in `NAMED_CONFIGS`, any parameter overridable."""
 
-    BUILDER_CONFIG_CLASS = BehemothConfig
-    BUILDER_CONFIGS = list(NAMED_CONFIGS.values())
+    BUILDER_CONFIG_CLASS = BehemothBuilderConfig
+    # Checked against this machine's memory when built, not when listed (as NAMED_CONFIGS are).
+    with resource_checks_skipped():
+        BUILDER_CONFIGS = [BehemothBuilderConfig.from_config(config) for config in NAMED_CONFIGS.values()]
     # No default: `load_dataset` turns an empty name into "no name", which would silently build `default`.
     DEFAULT_CONFIG_NAME = None
     VERSION = datasets.Version(GENERATOR_VERSION)

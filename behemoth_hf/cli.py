@@ -218,16 +218,18 @@ def main(argv: list[str] | None = None) -> int:
     known, rest = parser.parse_known_args(argv[:1])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    import yaml
-
-    from behemoth_hf.hub import HubError
-
     try:
         return COMMANDS[known.command](argv[1:] + rest)
     except KeyboardInterrupt:
         print(f"behemoth {known.command}: interrupted", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
-    except (ValueError, TypeError, OSError, yaml.YAMLError, HubError) as error:
+    except Exception as error:
+        import yaml  # late: only an error needs it (it is a tenth of `behemoth --help`'s start-up)
+
+        from behemoth_hf.hub import HubError
+
+        if not isinstance(error, (ValueError, TypeError, OSError, yaml.YAMLError, HubError)):
+            raise
         if isinstance(error, OSError) and not isinstance(error, _USER_OS_ERRORS) and error.filename is None:
             raise
         print(f"behemoth {known.command}: error: {error_line(error)}", file=sys.stderr)

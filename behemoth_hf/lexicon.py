@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from behemoth_hf.config import ONE_WORD_NAME_LIMIT, BehemothConfig
+
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 EOS_TOKEN = "<|endoftext|>"
@@ -106,6 +109,8 @@ class Lexicon:
     """
 
     def __init__(self, config: BehemothConfig):
+        import pyarrow as pa  # late: `vocab_size_for` (every config's validation) needs no Arrow
+
         self.config = config
         self.tokens: list[str] = list(SPECIAL_TOKENS) + list(GRAMMAR_WORDS)
         self.role_ranges: list[RoleRange] = [
@@ -160,11 +165,17 @@ class Lexicon:
 
 
 def _block_names(words: list[str], count: int, second: int) -> pa.StringArray:
+    import pyarrow.compute as pc
+
+    from behemoth_hf.arrow import from_numpy, string, strings
+
     if not second:
-        return pa.array(words, pa.string())
+        return strings(words)
     index = np.arange(count)
-    first_words = pa.array(words[: len(words) - second], pa.string())
-    second_words = pa.array(words[len(words) - second :], pa.string())
+    first_words = strings(words[: len(words) - second])
+    second_words = strings(words[len(words) - second :])
     return pc.binary_join_element_wise(
-        pc.take(first_words, index // second), pc.take(second_words, index % second), " "
+        pc.take(first_words, from_numpy(index // second)),
+        pc.take(second_words, from_numpy(index % second)),
+        string(" "),
     )

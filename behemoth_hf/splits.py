@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from behemoth_hf.arrow import from_numpy, string, strings
 from behemoth_hf.config import BehemothConfig
 from behemoth_hf.render import ALTERNATIVE_ORDERS, CANONICAL, PARAPHRASE, QUESTION, TEMPLATE_NAMES, render
 from behemoth_hf.world import TRAIN_STREAM, Dependency, Membership, World
@@ -112,13 +113,13 @@ def split_names(world: World) -> list[str]:
 
 
 def _names(world: World, entities: np.ndarray) -> pa.Array:
-    return pc.take(world.lexicon.names, pa.array(entities))
+    return pc.take(world.lexicon.names, from_numpy(entities))
 
 
 def _optional_names(world: World, entities: np.ndarray) -> pa.Array:
     """Names, with "" where the entity is -1."""
-    names = pc.take(world.lexicon.names, pa.array(np.maximum(entities, 0)))
-    return pc.if_else(pa.array(entities < 0), "", names)
+    names = pc.take(world.lexicon.names, from_numpy(np.maximum(entities, 0)))
+    return pc.if_else(from_numpy(entities < 0), string(""), names)
 
 
 def fact_ids(world: World, split: str) -> np.ndarray:
@@ -137,18 +138,18 @@ def fact_table(world: World, split: str) -> pa.Table:
     # The paraphrase split asks the forget facts in the held-out word order.
     prompt_template = PARAPHRASE if split == "paraphrase" else CANONICAL
     perturbed = world.perturbed_entity[rows]
-    perturbed_names = pc.take(world.lexicon.names, pa.array(perturbed.reshape(-1)))
+    perturbed_names = pc.take(world.lexicon.names, from_numpy(perturbed.reshape(-1)))
     columns = {
         "text": render(prompt_template, subjects, relations, objects),
-        "fact_id": pa.array(rows, pa.int64()),
-        "template": pa.array(np.full(len(rows), TEMPLATE_NAMES.index(prompt_template)), pa.int64()),
+        "fact_id": rows.astype(np.int64),
+        "template": np.full(len(rows), TEMPLATE_NAMES.index(prompt_template), np.int64),
         "subject_id": world.subject_id[rows],
         "subject": subjects,
         "relation_id": world.relation_id[rows],
         "relation": relations,
         "object_id": world.object_id[rows],
         "object": objects,
-        "dependency": pc.take(pa.array(DEPENDENCY_NAMES), pa.array(world.dependency[rows])),
+        "dependency": pc.take(strings(DEPENDENCY_NAMES), from_numpy(world.dependency[rows])),
         "depends_on": world.depends_on[rows],
         "propagated_answer": _optional_names(world, world.propagated_entity[rows]),
         "minority_object": _optional_names(world, world.minority_entity[rows]),
@@ -162,7 +163,8 @@ def fact_table(world: World, split: str) -> pa.Table:
         "target_new": _names(world, world.target_new_entity[rows]),
         "target_new_id": world.target_new_id[rows],
     }
-    return pa.table(columns).cast(arrow_schema(world.config))
+    arrays = [from_numpy(column) if isinstance(column, np.ndarray) else column for column in columns.values()]
+    return pa.Table.from_arrays(arrays, names=list(columns)).cast(arrow_schema(world.config))
 
 
 class TrainCorpus:
@@ -255,9 +257,9 @@ class TrainCorpus:
             position += end - offset
         facts, template, variant = (np.concatenate(parts) for parts in zip(*pieces)) if pieces else ([], [], [])
         filled = {
-            "text": pc.take(self.variants, pa.array(variant, pa.int64())),
-            "fact_id": pa.array(facts, pa.int64()),
-            "template": pa.array(template, pa.int64()),
+            "text": pc.take(self.variants, from_numpy(np.asarray(variant, np.int64))),
+            "fact_id": from_numpy(np.asarray(facts, np.int64)),
+            "template": from_numpy(np.asarray(template, np.int64)),
         }
         rows = stop - start
         if rows not in self._null_columns:

@@ -72,7 +72,7 @@ def test_interrupted_generate_leaves_nothing_that_looks_complete(tmp_path, monke
     def fail(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(generate_module, "build_tokenizer", fail)  # after the data files are written
+    monkeypatch.setattr(generate_module, "write_tokenizer", fail)  # one of the files to write
     with pytest.raises(KeyboardInterrupt):
         generate_dataset(make_config("tiny"), tmp_path / "out", progress=False)
     assert list(tmp_path.iterdir()) == []
