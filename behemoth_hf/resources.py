@@ -62,6 +62,7 @@ MEMORY_BYTES_PER_VARIANT = 96
 # int object each.
 MEMORY_BYTES_PER_PASS = 40
 
+
 def size_str(size_in_bytes: float) -> str:
     """`datasets.utils.py_utils.size_str`'s format ("1.50 GiB"), without importing `datasets` (a second of
     `behemoth generate`'s start-up) to log an estimate."""
