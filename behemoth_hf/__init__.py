@@ -37,7 +37,17 @@ _LAZY = {
     "make_config": "behemoth_hf.config",
     "register_builder": "behemoth_hf.registry",
 }
-__all__ = sorted(_LAZY)
+__all__ = [
+    "Behemoth",
+    "BehemothConfig",
+    "Lexicon",
+    "NAMED_CONFIGS",
+    "World",
+    "build_tokenizer",
+    "load_tokenizer",
+    "make_config",
+    "register_builder",
+]
 
 
 def __getattr__(name: str) -> Any:
