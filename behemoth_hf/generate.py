@@ -20,9 +20,8 @@ import logging
 import math
 import multiprocessing
 import os
+import traceback
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -160,10 +159,7 @@ class _WorldWriter:
         if job.kind == "facts":
             table = fact_table(self.world, job.split)
             write_sharded(data, job.split, [table], table.num_rows, self.schema)
-            return [
-                data / _shard_name(job.split, i, _num_shards(table.num_rows))
-                for i in range(_num_shards(table.num_rows))
-            ]
+            return _shard_paths(data, job.split, table.num_rows)
         if job.kind == "tokenizer":
             write_tokenizer(self.world.lexicon, self.root / TOKENIZER_DIR)
             return sorted((self.root / TOKENIZER_DIR).iterdir())
@@ -180,13 +176,45 @@ class _WorldWriter:
             self.bar.update(self.rows_written.value - self.bar.n)
 
 
-# Set just before the worker is forked, which inherits it: the world is never pickled (it can be gigabytes).
-_FORKED_WRITER: _WorldWriter | None = None
+class _WorkerTraceback(Exception):
+    """The traceback of an error in the worker process, chained to the error re-raised in the parent."""
 
 
-def _run_in_worker(jobs: list[_Job]) -> dict[str, str]:
-    _FORKED_WRITER.bar = None  # this process's progress bar belongs to the parent
-    return _FORKED_WRITER.run(jobs)
+def _worker_main(writer: _WorldWriter, jobs: list[_Job], results: Any) -> None:
+    # A forked child: `writer` is the parent's object, inherited, not a copy sent through a pipe.
+    writer.bar = None  # the progress bar belongs to the parent
+    try:
+        results.send((writer.run(jobs), None))
+    except BaseException as error:  # every failure, interrupts included, goes back to the parent, which raises it
+        try:
+            results.send((error, traceback.format_exc()))
+        except Exception:  # an error that does not pickle
+            results.send((RuntimeError(f"the generate worker failed: {error!r}"), traceback.format_exc()))
+
+
+def _run_forked(writer: _WorldWriter, own: list[_Job], forked: list[_Job]) -> dict[str, str]:
+    """Run `forked` in a forked worker and `own` here; the hashes of both. The worker ends with this call."""
+    context = multiprocessing.get_context("fork")
+    receiver, sender = context.Pipe(duplex=False)
+    worker = context.Process(target=_worker_main, args=(writer, forked, sender), daemon=True)
+    worker.start()
+    sender.close()
+    try:
+        hashes = writer.run(own)
+        while not receiver.poll(0.2):  # meanwhile the progress bar follows the rows the worker writes
+            writer.show_progress()
+        try:
+            result, worker_traceback = receiver.recv()
+        except EOFError:  # it ended without a word: killed (out of memory, ...)
+            worker.join()
+            raise RuntimeError(f"the generate worker process died (exit code {worker.exitcode})") from None
+    finally:
+        if worker.is_alive() and not receiver.poll():
+            worker.terminate()  # this process failed or was interrupted: stop the worker's jobs too
+        worker.join()
+    if worker_traceback is not None:
+        raise result from _WorkerTraceback(worker_traceback)
+    return {**hashes, **result}
 
 
 def _share(jobs: list[_Job], processes: int) -> list[list[_Job]]:
@@ -203,7 +231,6 @@ def write_world(
     config: BehemothConfig, root: Path, *, progress: bool = True, workers: int | None = None
 ) -> dict[str, Any]:
     """Write splits, tokenizer, metadata and card of one world under `root`; return the metadata."""
-    global _FORKED_WRITER
     check_workers(workers)
     writer = _WorldWriter(config, root)
     own, *forked = _share(writer.jobs(), workers or _default_workers(writer.corpus.num_rows))
@@ -213,16 +240,8 @@ def write_world(
 
         writer.bar = tqdm(total=writer.corpus.num_rows, unit="sentence", desc=f"{config.name}: train")
     try:
-        if forked:
-            _FORKED_WRITER = writer
-            with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
-                future = pool.submit(_run_in_worker, forked[0])
-                hashes = writer.run(own)
-                hashes.update(_result(future, writer))
-        else:
-            hashes = writer.run(own)
+        hashes = _run_forked(writer, own, forked[0]) if forked else writer.run(own)
     finally:
-        _FORKED_WRITER = None
         if writer.bar is not None:
             writer.bar.close()
 
@@ -245,21 +264,17 @@ def write_world(
     return metadata
 
 
-def _result(future: Future, writer: _WorldWriter) -> dict[str, str]:
-    """The worker's hashes; meanwhile the progress bar follows the rows it writes."""
-    while True:
-        try:
-            return future.result(timeout=0.2)
-        except FutureTimeout:
-            writer.show_progress()
-
-
 def _shard_name(split: str, index: int, count: int) -> str:
     return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
 def _num_shards(rows: int) -> int:
     return max(1, math.ceil(rows / TRAIN_SHARD_ROWS))
+
+
+def _shard_paths(directory: Path, split: str, rows: int) -> list[Path]:
+    count = _num_shards(rows)
+    return [directory / _shard_name(split, index, count) for index in range(count)]
 
 
 def _row_group_rows() -> int:
@@ -280,14 +295,11 @@ def write_sharded(
     directory: Path, split: str, tables: Iterable[pa.Table], total_rows: int, schema: pa.Schema, on_rows=None
 ) -> int:
     """Stream `tables` into `split-XXXXX-of-YYYYY.parquet` shards of at most TRAIN_SHARD_ROWS rows."""
-    num_shards = _num_shards(total_rows)
     groups = _row_groups(tables, _row_group_rows())
     written = 0
-    for index in range(num_shards):
+    for path in _shard_paths(directory, split, total_rows):
         shard_rows = min(TRAIN_SHARD_ROWS, total_rows - written)
-        _write_parquet(
-            directory / _shard_name(split, index, num_shards), _first_rows(groups, shard_rows), schema, on_rows
-        )
+        _write_parquet(path, _first_rows(groups, shard_rows), schema, on_rows)
         written += shard_rows
     if next(groups, None) is not None:
         raise RuntimeError(f"{split}: more than the expected {total_rows} rows")

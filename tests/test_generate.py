@@ -1,5 +1,6 @@
 import json
 import multiprocessing
+import os
 
 import datasets
 import pytest
@@ -111,6 +112,28 @@ def test_one_and_two_workers_write_identical_bytes(tmp_path, monkeypatch):
     ]
     train = datasets.load_dataset(str(two), split="train", cache_dir=str(tmp_path / "cache"))
     assert train.num_rows == metadata["splits"]["train"]
+
+
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="a second worker needs fork")
+@pytest.mark.parametrize("failure", ["error", "death"])
+def test_a_failing_worker_fails_the_run_and_leaves_nothing(tmp_path, monkeypatch, failure):
+    parent, hash_file = os.getpid(), generate_module.sha256_file
+
+    def fail_in_worker(path):
+        if os.getpid() != parent:
+            if failure == "death":
+                os._exit(3)
+            raise ValueError("disk trouble in the worker")
+        return hash_file(path)
+
+    monkeypatch.setattr(generate_module, "sha256_file", fail_in_worker)
+    expected = ValueError if failure == "error" else RuntimeError
+    match = "disk trouble in the worker" if failure == "error" else r"worker process died \(exit code 3\)"
+    with pytest.raises(expected, match=match) as raised:
+        generate_dataset(make_config("tiny"), tmp_path / "out", progress=False, workers=2)
+    if failure == "error":  # the worker's own traceback comes along
+        assert "fail_in_worker" in str(raised.value.__cause__)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("workers", [0, 3, 1.0, True])
