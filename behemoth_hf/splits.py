@@ -172,7 +172,8 @@ class TrainCorpus:
 
     Every sentence a pass can contain is rendered once up front (one string per fact for each
     template and each of true/minority object that can occur); a pass is then a seeded choice of
-    variant per unit and one `take`, so the cost per sentence is a copy of its bytes.
+    variant per unit and one `take`, so the cost per sentence is a copy of its bytes. `table(start, stop)`
+    gives any row range of the whole split, so a writer can cut it into shards and row groups anywhere.
     """
 
     def __init__(self, world: World):
