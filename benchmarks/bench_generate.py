@@ -46,13 +46,12 @@ CASES = {
 # The original would need ~40 GB of memory for this one: behemoth_hf alone.
 PAPER_CASE = {"paper_300M_sentences": ("paper", {})}
 ORIGINAL_FLAGS = {"num_subjects": "-s", "num_relations": "-r", "num_objects": "-o", "repeats": "-n"}
-BEHEMOTH = [sys.executable, "-m", "behemoth_hf.cli"]
 
 
 def behemoth_command() -> list[str]:
     """The `behemoth` console script of this environment (what a user runs), else `python -m behemoth_hf.cli`."""
     script = Path(sys.executable).with_name("behemoth")
-    return [str(script)] if script.is_file() else BEHEMOTH
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "behemoth_hf.cli"]
 
 
 def run_process(command: list[str], cwd: Path | None = None) -> dict:
@@ -77,13 +76,15 @@ def folder_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
 
-def median_run(runs: int, command_for, scratch: Path, cwd: Path | None = None) -> dict:
-    """Median over `runs` fresh runs (each into a new folder, deleted before the next)."""
-    results = []
-    for index in range(runs):
-        output = scratch / f"run{index}"
-        results.append({**run_process(command_for(output), cwd), "output_bytes": folder_bytes(output)})
-        shutil.rmtree(output)
+def run_once(command: list[str], output: Path, cwd: Path | None = None) -> dict:
+    """One fresh run into `output`, deleted afterwards (disk never holds two outputs)."""
+    result = {**run_process([*command, str(output)], cwd), "output_bytes": folder_bytes(output)}
+    shutil.rmtree(output)
+    return result
+
+
+def summary(results: list[dict]) -> dict:
+    """Medians over the runs, with every run's seconds and load average."""
     median = {key: statistics.median(result[key] for result in results) for key in results[0]}
     return {
         "seconds": round(median["seconds"], 2),
@@ -98,17 +99,23 @@ def median_run(runs: int, command_for, scratch: Path, cwd: Path | None = None) -
 def measure_case(name: str, overrides: dict, original: Path | None, runs: int, scratch: Path) -> dict:
     settings = [f"{key}={value}" for key, value in {**overrides, "holdout_fraction": 0.0}.items()]
     ours = [*behemoth_command(), "generate", "--config", name, *(f"--set={s}" for s in settings), "--quiet"]
-    sentences = _sentences(name, overrides)
-    result = {"config": name, "overrides": overrides, "train_sentences": sentences}
-    result["behemoth_hf"] = median_run(runs, lambda out: [*ours, "--output", str(out)], scratch)
-    result["behemoth_hf_1_worker"] = median_run(
-        runs, lambda out: [*ours, "--workers", "1", "--output", str(out)], scratch
-    )
-    result["sentences_per_second"] = round(sentences / result["behemoth_hf"]["seconds"])
+    commands = {
+        "behemoth_hf": ([*ours, "--output"], None),
+        "behemoth_hf_1_worker": ([*ours, "--workers=1", "--output"], None),
+    }
     if original is not None:
         flags = [item for key, flag in ORIGINAL_FLAGS.items() for item in (flag, str(overrides[key]))]
-        command = [sys.executable, "create_data.py", *flags, "--shuffle", "--output-dir"]
-        result["original"] = median_run(runs, lambda out: [*command, str(out)], scratch, cwd=original)
+        commands["original"] = ([sys.executable, "create_data.py", *flags, "--shuffle", "--output-dir"], original)
+    # Interleaved (ours, ours on one worker, original, ours, ...): a change in the machine's load hits all alike.
+    runs_by_name = {key: [] for key in commands}
+    for index in range(runs):
+        for key, (command, cwd) in commands.items():
+            runs_by_name[key].append(run_once(command, scratch / f"{key}-{index}", cwd))
+    sentences = _sentences(name, overrides)
+    result = {"config": name, "overrides": overrides, "train_sentences": sentences}
+    result.update((key, summary(results)) for key, results in runs_by_name.items())
+    result["sentences_per_second"] = round(sentences / result["behemoth_hf"]["seconds"])
+    if original is not None:
         result["speedup"] = round(result["original"]["seconds"] / result["behemoth_hf"]["seconds"], 1)
         # CPU time is far less stretched by a busy machine than wall time: the original's is its wall time on an
         # idle core, ours the sum over both processes (an upper bound of the wall time on two idle cores).
