@@ -147,23 +147,21 @@ def main() -> None:
     cases = {**CASES, **(PAPER_CASE if args.paper else {})}
     if args.cases:
         cases = {label: case for label, case in {**CASES, **PAPER_CASE}.items() if label in args.cases}
+    command = "python " + " ".join(["benchmarks/bench_generate.py", *sys.argv[1:]])
     results = []
     for label, (config_name, overrides) in cases.items():
         original = args.original.resolve() if args.original is not None and label not in PAPER_CASE else None
         # One scratch dir per case, deleted before the next, so disk never holds two outputs.
         with tempfile.TemporaryDirectory(dir=".") as scratch:
-            result = {
-                "case": label,
-                **measure_case(config_name, overrides, original, args.runs, Path(scratch).resolve()),
-            }
+            measured = measure_case(config_name, overrides, original, args.runs, Path(scratch).resolve())
+        result = {"case": label, "command": command, "runs": args.runs, **measured}
         print(result)
         results.append(result)
     record = {
         "machine": f"{platform.machine()} {platform.processor()} cores={os.cpu_count()}",
         "python": platform.python_version(),
-        "command": "python " + " ".join(["benchmarks/bench_generate.py", *sys.argv[1:]]),
-        "measured": "whole processes, start-up included; seconds and peak RSS are medians over `runs`",
-        "runs": args.runs,
+        "measured": "whole fresh processes, start-up included; seconds, CPU seconds and peak RSS are medians over "
+        "`runs` interleaved runs; load_average is the machine's 1-minute load before each run",
         "results": results,
     }
     write_record(path, record, update=args.update, identity={"results": ("case",)})
