@@ -17,13 +17,14 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from behemoth_hf.config import ONE_WORD_NAME_LIMIT, BehemothConfig
 
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+# numpy and pyarrow are imported where used: validating any config calls `vocab_size_for`, and `behemoth configs`
+# (which validates the named configs) would otherwise pay for both at start-up.
 
 
 EOS_TOKEN = "<|endoftext|>"
@@ -141,10 +142,14 @@ class Lexicon:
 
     # Role-local ids -> global entity indices (scalars or numpy arrays).
     def subject_entity(self, subject_id):
+        import numpy as np
+
         return self._block_offsets[("subject", None)] + np.asarray(subject_id)
 
     def relation_entity(self, relation_id):
         """`relation_id` is global: base relations, then subject-nested, then object-nested (R each)."""
+        import numpy as np
+
         groups = ["relation"] + (["subject_nested_relation", "object_nested_relation"] if self.config.nested else [])
         starts = np.array([self._block_offsets[(group, None)] for group in groups])
         relation_id = np.asarray(relation_id)
@@ -152,11 +157,15 @@ class Lexicon:
 
     def object_entity(self, relation, object_id):
         """Objects of base relation `relation`."""
+        import numpy as np
+
         starts = np.array([self._block_offsets[("object", r)] for r in range(self.config.num_relations)])
         return starts[np.asarray(relation)] + np.asarray(object_id)
 
     def nested_entity(self, relation, nested_id):
         """Nested objects belonging to base relation `relation`."""
+        import numpy as np
+
         starts = np.array([self._block_offsets[("nested_object", r)] for r in range(self.config.num_relations)])
         return starts[np.asarray(relation)] + np.asarray(nested_id)
 
@@ -165,6 +174,7 @@ class Lexicon:
 
 
 def _block_names(words: list[str], count: int, second: int) -> pa.StringArray:
+    import numpy as np
     import pyarrow.compute as pc
 
     from behemoth_hf.arrow import from_numpy, string, strings
