@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import functools
 import inspect
 import types
 import typing
@@ -20,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser
 
 
 _NONE_WORDS = ("none", "null")
@@ -204,39 +204,48 @@ def _own_and_inherited_fields(dataclass_type: type) -> tuple[list[str], list[str
     return own, [name for name in names if name not in declared]
 
 
-class _GroupedArgumentParser(HfArgumentParser):
-    """`HfArgumentParser` whose help lists each dataclass's own fields under its name, and the ~100 fields inherited
-    from `TrainingArguments` last, under their own heading: hidden unless `show_inherited` (`--help-all`)."""
+@functools.cache
+def _grouped_parser_class() -> type:
+    # Defined on first use: transformers (with pandas) takes seconds to import, and `behemoth generate` parses its
+    # `--set` overrides with the helpers above, without this parser.
+    from transformers import HfArgumentParser
 
-    def __init__(self, dataclass_types: tuple[type, ...], show_inherited: bool, **kwargs: Any):
-        self._inherited: list[dataclasses.Field] = []
-        super().__init__(dataclass_types, **kwargs)
-        if not self._inherited:
-            return
-        count = len(self._inherited)
-        description = "passed to the transformers Trainer as they are"
-        if not show_inherited:
-            description = f"{HELP_ALL} lists these {count} options, {description}"
-        group = self.add_argument_group("inherited from transformers.TrainingArguments", description)
-        first = len(self._actions)
-        for field in self._inherited:
-            self._parse_dataclass_field(group, field)
-        if not show_inherited:
-            for action in self._actions[first:]:
-                action.help = argparse.SUPPRESS  # also keeps them out of the usage line
-        self.add_argument(HELP_ALL, action="help", help=f"show this help with the {count} inherited options too")
+    class GroupedArgumentParser(HfArgumentParser):
+        """`HfArgumentParser` whose help lists each dataclass's own fields under its name, and the ~100 fields
+        inherited from `TrainingArguments` last, under their own heading: hidden unless `show_inherited`
+        (`--help-all`)."""
 
-    def _add_dataclass_arguments(self, dtype: type) -> None:
-        # HfArgumentParser's own method, with a group per dataclass and the inherited fields held back for the end.
-        group = self.add_argument_group(getattr(dtype, "_argument_group_name", dtype.__name__))
-        hints = typing.get_type_hints(dtype)
-        fields = {field.name: field for field in dataclasses.fields(dtype)}
-        own, inherited = _own_and_inherited_fields(dtype)
-        for name in own + inherited:
-            fields[name].type = hints[name]
-        for name in own:
-            self._parse_dataclass_field(group, fields[name])
-        self._inherited += [fields[name] for name in inherited]
+        def __init__(self, dataclass_types: tuple[type, ...], show_inherited: bool, **kwargs: Any):
+            self._inherited: list[dataclasses.Field] = []
+            super().__init__(dataclass_types, **kwargs)
+            if not self._inherited:
+                return
+            count = len(self._inherited)
+            description = "passed to the transformers Trainer as they are"
+            if not show_inherited:
+                description = f"{HELP_ALL} lists these {count} options, {description}"
+            group = self.add_argument_group("inherited from transformers.TrainingArguments", description)
+            first = len(self._actions)
+            for field in self._inherited:
+                self._parse_dataclass_field(group, field)
+            if not show_inherited:
+                for action in self._actions[first:]:
+                    action.help = argparse.SUPPRESS  # also keeps them out of the usage line
+            self.add_argument(HELP_ALL, action="help", help=f"show this help with the {count} inherited options too")
+
+        def _add_dataclass_arguments(self, dtype: type) -> None:
+            # HfArgumentParser's own method, with a group per dataclass and the inherited fields held back for the end.
+            group = self.add_argument_group(getattr(dtype, "_argument_group_name", dtype.__name__))
+            hints = typing.get_type_hints(dtype)
+            fields = {field.name: field for field in dataclasses.fields(dtype)}
+            own, inherited = _own_and_inherited_fields(dtype)
+            for name in own + inherited:
+                fields[name].type = hints[name]
+            for name in own:
+                self._parse_dataclass_field(group, fields[name])
+            self._inherited += [fields[name] for name in inherited]
+
+    return GroupedArgumentParser
 
 
 def add_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -256,7 +265,7 @@ def parse_dataclasses(
     pre_parser = argparse.ArgumentParser(add_help=False)
     add_config_arguments(pre_parser)
     known, _ = pre_parser.parse_known_args(argv)
-    parser = _GroupedArgumentParser(dataclass_types, show_inherited=HELP_ALL in (argv or []), prog=prog)
+    parser = _grouped_parser_class()(dataclass_types, show_inherited=HELP_ALL in (argv or []), prog=prog)
     add_config_arguments(parser)
     if defaults:
         parser.set_defaults(**defaults)

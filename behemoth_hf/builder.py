@@ -21,8 +21,9 @@ from datasets.filesystems import is_remote_filesystem
 from behemoth_hf import config as config_module
 from behemoth_hf import lexicon, render, splits
 from behemoth_hf import world as world_module
+from behemoth_hf.cards import CITATION
 from behemoth_hf.config import GENERATOR_VERSION, NAMED_CONFIGS, WORLD_FIELDS, BehemothConfig
-from behemoth_hf.resources import check_builder_resources
+from behemoth_hf.resources import check_builder_resources, resource_checks_skipped
 from behemoth_hf.world import World
 
 
@@ -33,20 +34,26 @@ the facts that depend on it. Splits: `train` (the pretraining corpus, each fact 
 `forget`, `retain`, `dependent` (facts depending on a forget fact), `paraphrase` (forget facts in a
 held-out word order) and `holdout` (facts of subjects never trained on).
 """
-# The paper, cited by the dataset card, the model cards and the evaluate modules too.
-CITATION = """\
-@article{iofinova2026behemoth,
-  title   = {Behemoth: Benchmarking Unlearning in LLMs Using Fully Synthetic Data},
-  author  = {Iofinova, Eugenia and Alistarh, Dan},
-  journal = {arXiv preprint arXiv:2601.23153},
-  year    = {2026}
-}
-"""
 _HOMEPAGE = "https://arxiv.org/abs/2601.23153"
 _LICENSE = "apache-2.0"
 
 DATASET_NAME = "behemoth"
 _GENERATION_MODULES = (config_module, lexicon, world_module, render, splits)
+
+
+@dataclasses.dataclass
+class BehemothBuilderConfig(BehemothConfig, datasets.BuilderConfig):
+    """A `BehemothConfig` as the `datasets.BuilderConfig` of the `behemoth` builder (name, version, data files)."""
+
+    version: datasets.Version | str | None = datasets.Version(GENERATOR_VERSION)
+
+    def __post_init__(self):
+        datasets.BuilderConfig.__post_init__(self)
+        BehemothConfig.__post_init__(self)
+
+    @classmethod
+    def from_config(cls, config: BehemothConfig) -> BehemothBuilderConfig:
+        return cls(**{field.name: getattr(config, field.name) for field in dataclasses.fields(BehemothConfig)})
 
 
 def source_hash() -> str:
@@ -60,8 +67,10 @@ def source_hash() -> str:
 class Behemoth(datasets.ArrowBasedBuilder):
     """Builder of every Behemoth world; named configs in `NAMED_CONFIGS`, any parameter overridable."""
 
-    BUILDER_CONFIG_CLASS = BehemothConfig
-    BUILDER_CONFIGS = list(NAMED_CONFIGS.values())
+    BUILDER_CONFIG_CLASS = BehemothBuilderConfig
+    # Checked against this machine's memory when built, not when listed (as NAMED_CONFIGS are).
+    with resource_checks_skipped():
+        BUILDER_CONFIGS = [BehemothBuilderConfig.from_config(config) for config in NAMED_CONFIGS.values()]
     # No default: `load_dataset` turns an empty name into "no name", which would silently build `default`.
     DEFAULT_CONFIG_NAME = None
     VERSION = datasets.Version(GENERATOR_VERSION)

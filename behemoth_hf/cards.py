@@ -8,7 +8,15 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from behemoth_hf.builder import CITATION
+# The paper, cited by the dataset card, the model cards and the evaluate modules too.
+CITATION = """\
+@article{iofinova2026behemoth,
+  title   = {Behemoth: Benchmarking Unlearning in LLMs Using Fully Synthetic Data},
+  author  = {Iofinova, Eugenia and Alistarh, Dan},
+  journal = {arXiv preprint arXiv:2601.23153},
+  year    = {2026}
+}
+"""
 
 
 def _template(name: str) -> str:

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING
 
 from behemoth_hf.config import ONE_WORD_NAME_LIMIT, BehemothConfig
+
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# numpy and pyarrow are imported where used: validating any config calls `vocab_size_for`, and `behemoth configs`
+# (which validates the named configs) would otherwise pay for both at start-up.
 
 
 EOS_TOKEN = "<|endoftext|>"
@@ -109,6 +113,8 @@ class Lexicon:
     """
 
     def __init__(self, config: BehemothConfig):
+        import pyarrow as pa  # late: `vocab_size_for` (every config's validation) needs no Arrow
+
         self.config = config
         self.tokens: list[str] = list(SPECIAL_TOKENS) + list(GRAMMAR_WORDS)
         self.role_ranges: list[RoleRange] = [
@@ -139,10 +145,14 @@ class Lexicon:
 
     # Role-local ids -> global entity indices (scalars or numpy arrays).
     def subject_entity(self, subject_id):
+        import numpy as np
+
         return self._block_offsets[("subject", None)] + np.asarray(subject_id)
 
     def relation_entity(self, relation_id):
         """`relation_id` is global: base relations, then subject-nested, then object-nested (R each)."""
+        import numpy as np
+
         groups = ["relation"] + (["subject_nested_relation", "object_nested_relation"] if self.config.nested else [])
         starts = np.array([self._block_offsets[(group, None)] for group in groups])
         relation_id = np.asarray(relation_id)
@@ -150,11 +160,15 @@ class Lexicon:
 
     def object_entity(self, relation, object_id):
         """Objects of base relation `relation`."""
+        import numpy as np
+
         starts = np.array([self._block_offsets[("object", r)] for r in range(self.config.num_relations)])
         return starts[np.asarray(relation)] + np.asarray(object_id)
 
     def nested_entity(self, relation, nested_id):
         """Nested objects belonging to base relation `relation`."""
+        import numpy as np
+
         starts = np.array([self._block_offsets[("nested_object", r)] for r in range(self.config.num_relations)])
         return starts[np.asarray(relation)] + np.asarray(nested_id)
 
@@ -163,11 +177,18 @@ class Lexicon:
 
 
 def _block_names(words: list[str], count: int, second: int) -> pa.StringArray:
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from behemoth_hf.arrow import from_numpy, string, strings
+
     if not second:
-        return pa.array(words, pa.string())
+        return strings(words)
     index = np.arange(count)
-    first_words = pa.array(words[: len(words) - second], pa.string())
-    second_words = pa.array(words[len(words) - second :], pa.string())
+    first_words = strings(words[: len(words) - second])
+    second_words = strings(words[len(words) - second :])
     return pc.binary_join_element_wise(
-        pc.take(first_words, index // second), pc.take(second_words, index % second), " "
+        pc.take(first_words, from_numpy(index // second)),
+        pc.take(second_words, from_numpy(index % second)),
+        string(" "),
     )

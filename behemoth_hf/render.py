@@ -11,6 +11,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from behemoth_hf.arrow import string
 from behemoth_hf.lexicon import FILLERS, QUESTION_FILLERS
 
 
@@ -43,7 +44,7 @@ def _join(parts: list[str | pa.Array]) -> pa.Array:
             merged[-1] = f"{merged[-1]} {part}"
         else:
             merged.append(part)
-    return pc.binary_join_element_wise(*merged, " ")
+    return pc.binary_join_element_wise(*(string(p) if isinstance(p, str) else p for p in merged), string(" "))
 
 
 def render(

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import datasets
 import psutil
-from datasets.utils.py_utils import size_str
+from huggingface_hub.constants import ENV_VARS_TRUE_VALUES
 
 
 if TYPE_CHECKING:
@@ -62,6 +61,16 @@ MEMORY_BYTES_PER_VARIANT = 96
 # The builder lists every pass index in `gen_kwargs` (so that `num_proc` can shard them): a list slot plus an
 # int object each.
 MEMORY_BYTES_PER_PASS = 40
+
+
+def size_str(size_in_bytes: float) -> str:
+    """`datasets.utils.py_utils.size_str`'s format ("1.50 GiB"), without importing `datasets` (a second of
+    `behemoth generate`'s start-up) to log an estimate."""
+    for name, unit in (("PiB", 2**50), ("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size_in_bytes >= unit:
+            return f"{size_in_bytes / unit:.2f} {name}"
+    return f"{int(size_in_bytes)} bytes"
+
 
 _skipped: contextvars.ContextVar[bool] = contextvars.ContextVar("behemoth_resource_checks_skipped", default=False)
 
@@ -168,7 +177,7 @@ def free_disk(path: str | os.PathLike) -> int:
 # ---------------------------------------------------------------------- checks
 def checks_skipped() -> bool:
     """Whether the user asked to try anyway: `BEHEMOTH_NO_RESOURCE_CHECK` true, or inside `resource_checks_skipped`."""
-    env = os.environ.get(SKIP_ENV, "").upper() in datasets.config.ENV_VARS_TRUE_VALUES
+    env = os.environ.get(SKIP_ENV, "").upper() in ENV_VARS_TRUE_VALUES
     return env or _skipped.get()
 
 

@@ -24,13 +24,16 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 
 from behemoth_hf.lexicon import EOS_TOKEN, PAD_TOKEN, SPECIAL_TOKENS, UNK_TOKEN, Lexicon
 from behemoth_hf.render import TEMPLATES
+
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerFast
 
 
 # Longest sentence is 12 words + "." (two-word names add 2); generous room for packed sequences.
@@ -59,23 +62,55 @@ def _decoder() -> decoders.Decoder:
     )
 
 
-def build_tokenizer(lexicon: Lexicon) -> PreTrainedTokenizerFast:
-    """A fast tokenizer whose token ids are the lexicon's, with distinct eos, pad and unk tokens."""
+def _backend(lexicon: Lexicon) -> Tokenizer:
+    """The `tokenizers` object, as `PreTrainedTokenizerFast` leaves it: special tokens added, and the post-processor
+    that adds nothing (transformers 5 sets it)."""
     vocab = {word: index for index, word in enumerate(lexicon.tokens)}
     backend = Tokenizer(models.WordLevel(vocab=vocab, unk_token=UNK_TOKEN))
     backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     backend.decoder = _decoder()
+    backend.add_special_tokens([AddedToken(token, special=True, normalized=False) for token in SPECIAL_TOKENS])
+    backend.post_processor = processors.TemplateProcessing(single="$A:0", pair="$A:0 $B:1", special_tokens=[])
+    return backend
+
+
+def _init_kwargs(lexicon: Lexicon) -> dict[str, Any]:
     config = lexicon.config
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        unk_token=UNK_TOKEN,
-        model_max_length=MODEL_MAX_LENGTH,
+    return {
+        "eos_token": EOS_TOKEN,
+        "pad_token": PAD_TOKEN,
+        "unk_token": UNK_TOKEN,
+        "model_max_length": MODEL_MAX_LENGTH,
         # Spelled out: transformers 4.45 warns when it is missing, and its cleanup would glue " ." to the word.
-        clean_up_tokenization_spaces=False,
-        behemoth_roles=[role.to_dict() for role in lexicon.role_ranges],
-        behemoth_world={"config_name": config.name, "fingerprint": config.fingerprint(), **config.world_dict()},
+        "clean_up_tokenization_spaces": False,
+        "behemoth_roles": [role.to_dict() for role in lexicon.role_ranges],
+        "behemoth_world": {"config_name": config.name, "fingerprint": config.fingerprint(), **config.world_dict()},
+    }
+
+
+def build_tokenizer(lexicon: Lexicon) -> PreTrainedTokenizerFast:
+    """A fast tokenizer whose token ids are the lexicon's, with distinct eos, pad and unk tokens."""
+    from transformers import PreTrainedTokenizerFast  # late: transformers takes a second to import
+
+    return PreTrainedTokenizerFast(tokenizer_object=_backend(lexicon), **_init_kwargs(lexicon))
+
+
+def write_tokenizer(lexicon: Lexicon, directory: str | os.PathLike) -> None:
+    """The files `save_tokenizer(build_tokenizer(lexicon), directory)` writes, byte for byte, without importing
+    transformers (`behemoth generate` would spend most of a small world's time on that import).
+    tests/test_generate.py checks the bytes against transformers' own `save_pretrained`."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    _backend(lexicon).save(str(Path(directory) / "tokenizer.json"))
+    _write_config(Path(directory), {**_init_kwargs(lexicon), "backend": "tokenizers"})
+
+
+def _write_config(directory: Path, tokenizer_config: dict[str, Any]) -> None:
+    tokenizer_config["tokenizer_class"] = TOKENIZER_CLASS
+    for flag in _LOAD_FLAGS:
+        tokenizer_config.pop(flag, None)
+    # Same layout as save_pretrained's own file, so saving twice gives the same bytes.
+    (directory / TOKENIZER_CONFIG_FILE).write_text(
+        json.dumps(tokenizer_config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
     )
 
 
@@ -83,14 +118,7 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, directory: str | os.PathL
     """`tokenizer.save_pretrained(directory)`, with a `tokenizer_class` that transformers 4.45 and 5.x both load."""
     tokenizer.save_pretrained(directory)
     path = Path(directory) / TOKENIZER_CONFIG_FILE
-    tokenizer_config = json.loads(path.read_text(encoding="utf-8"))
-    tokenizer_config["tokenizer_class"] = TOKENIZER_CLASS
-    for flag in _LOAD_FLAGS:
-        tokenizer_config.pop(flag, None)
-    # Same layout as save_pretrained's own file, so saving twice gives the same bytes.
-    path.write_text(
-        json.dumps(tokenizer_config, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8"
-    )
+    _write_config(Path(directory), json.loads(path.read_text(encoding="utf-8")))
 
 
 def world_info(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
@@ -103,6 +131,8 @@ def world_info(tokenizer: PreTrainedTokenizerFast) -> dict[str, Any]:
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerFast:
     """Load a saved behemoth tokenizer with `AutoTokenizer` (checks it carries the world metadata)."""
+    from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(path)
     world_info(tokenizer)
     return tokenizer

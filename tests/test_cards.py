@@ -76,11 +76,11 @@ def test_model_cards_cite_it(write, record, tmp_path):
 
 
 def test_the_citation_is_written_once():
-    """Templates, evaluate modules and docs take `CITATION`; only builder.py spells out a BibTeX title."""
+    """Templates, evaluate modules and docs take `CITATION`; only cards.py spells out a BibTeX title."""
     files = [REPO / "README.md", *(REPO / "model_cards").glob("*.md"), *(REPO / "behemoth_hf").rglob("*.py")]
     spelled_out = [
         path.relative_to(REPO).as_posix()
         for path in files
         if "2601.23153" in (text := path.read_text()) and re.search(r"^\s*title\s*=\s*\{", text, re.MULTILINE)
     ]
-    assert spelled_out == ["behemoth_hf/builder.py"]
+    assert spelled_out == ["behemoth_hf/cards.py"]

@@ -263,18 +263,42 @@ def test_programming_errors_keep_their_traceback(error, monkeypatch):
         cli.main(["configs"])
 
 
-def test_light_commands_import_neither_torch_nor_transformers():
-    # A fresh interpreter: this test process has imported both long ago.
+def test_light_commands_import_neither_torch_nor_transformers(tmp_path):
+    # A fresh interpreter: this test process has imported both long ago. `datasets` and pandas cost a second of
+    # start-up too: neither the package, nor the light commands, nor generating a world (to its last file) loads them.
     code = """
 import contextlib, io, sys
-heavy = ("torch", "transformers")
+heavy = ("torch", "transformers", "datasets", "pandas")
+def loaded():
+    return [name for name in heavy if name in sys.modules]
+import behemoth_hf
 import behemoth_hf.config
-print([name for name in heavy if name in sys.modules])
+print(loaded())
 from behemoth_hf import cli
 for argv in (["--help"], ["configs"], ["generate", "--help"]):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
         cli.main(argv)
-print([name for name in heavy if name in sys.modules])
+print(loaded())
+with contextlib.redirect_stdout(io.StringIO()):
+    cli.main(["generate", "--config", "tiny", "--set", "repeats=2", "--output", sys.argv[1], "--quiet"])
+print(loaded())
+"""
+    output = tmp_path / "tiny"
+    result = subprocess.run([sys.executable, "-c", code, str(output)], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["[]", "[]", "[]"], result.stderr
+    assert (output / "behemoth.json").is_file()
+
+
+def test_importing_datasets_later_registers_the_builder():
+    # `import behemoth_hf` no longer imports datasets; `load_dataset("behemoth", ...)` still works whichever comes
+    # first.
+    code = """
+import sys
+import behemoth_hf
+assert "datasets" not in sys.modules
+import datasets
+from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+print(_PACKAGED_DATASETS_MODULES["behemoth"][0], datasets.get_dataset_config_names("behemoth")[:2])
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.splitlines() == ["[]", "[]"], result.stderr
+    assert result.stdout.strip() == "behemoth_hf.builder ['tiny', 'default']", result.stderr

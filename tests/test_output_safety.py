@@ -97,7 +97,7 @@ def test_failed_overwrite_leaves_the_old_output_whole(tmp_path, monkeypatch, wor
     shutil.copytree(world, output)
     before = _snapshot(output)
 
-    def broken(config, root, progress=True):
+    def broken(config, root, **options):
         (root / "half-written.parquet").write_bytes(b"PAR1")
         raise KeyboardInterrupt
 
