@@ -135,7 +135,7 @@ def test_yaml_flags_and_set_precedence(tmp_path):
 def test_answer_loss_labels_the_object_wherever_it_stands_and_the_end_that_follows_it(tmp_path):
     config = make_config("tiny", paraphrase_fraction=1.0, repeats=1, num_objects=1200, num_perturbed=3)
     data = open_dataset(str(generate_dataset(config, tmp_path / "d", progress=False)))
-    batch = next(iter(SentenceBatches(data, batch_size=64, loss="answer", skip_rows=0, excluded=None)))
+    batch = next(iter(SentenceBatches(data, micro_batch_size=64, loss="answer", skip_rows=0, excluded=None)))
     tokenizer = data.tokenizer
     eos = tokenizer.eos_token
     table = next(data.train_tables(["text"]))
@@ -153,7 +153,7 @@ def test_answer_loss_labels_the_object_wherever_it_stands_and_the_end_that_follo
         labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert tokenizer.convert_ids_to_tokens(labelled) == object_words + [eos] * last, text
     assert 0 < ends_with_object < 64  # both kinds of sentence were checked
-    all_tokens = next(iter(SentenceBatches(data, batch_size=4, loss="all", skip_rows=0, excluded=None)))
+    all_tokens = next(iter(SentenceBatches(data, micro_batch_size=4, loss="all", skip_rows=0, excluded=None)))
     assert (all_tokens["labels"][all_tokens["attention_mask"] == 1] != -100).all()
     assert np.array_equal(
         all_tokens["labels"][0][: len(table["text"][0].as_py().split())].numpy(),
