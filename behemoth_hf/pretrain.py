@@ -35,6 +35,7 @@ from accelerate.utils import (
     is_tensorboard_available,
     is_trackio_available,
     is_wandb_available,
+    parse_flag_from_env,
     set_seed,
 )
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
@@ -431,7 +432,9 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
     """
     output = _checked_output(args)
     replacing = output.is_dir() and any(output.iterdir()) and not args.resume
-    state = PartialState()  # the processes of this run (the Accelerator made below shares it)
+    # The processes of this run (the Accelerator made below shares this state); ACCELERATE_USE_CPU read as
+    # AcceleratorState reads it, else a CPU-only torchrun would make every process a lone one.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
     micro_batch_size = args.micro_batch_size(state.num_processes)
     if args.mixed_precision == "fp16" and state.device.type == "cpu":
         raise ValueError(
@@ -621,7 +624,8 @@ def _train(
     bar.close()
     wall_seconds = wall_before + time.perf_counter() - start_time
     tokens_seen = int(accelerator.reduce(torch.tensor(tokens_seen, device=accelerator.device), reduction="sum"))
-    accelerator.end_training()
+    for tracker in accelerator.trackers:  # not end_training(): it would also end the process group
+        tracker.finish()
 
     state_dict = accelerator.get_state_dict(model)
     model = accelerator.unwrap_model(model)
