@@ -435,6 +435,12 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
     # The processes of this run (the Accelerator made below shares this state); ACCELERATE_USE_CPU read as
     # AcceleratorState reads it, else a CPU-only torchrun would make every process a lone one.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and state.num_processes == 1:
+        raise ValueError(
+            f"started as {launched} processes, but accelerate sees a single one (no GPU): set ACCELERATE_USE_CPU=1 "
+            "to run them as CPU processes"
+        )
     micro_batch_size = args.micro_batch_size(state.num_processes)
     if args.mixed_precision == "fp16" and state.device.type == "cpu":
         raise ValueError(
