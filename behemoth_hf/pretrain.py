@@ -28,6 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
 from accelerate.utils import (
     GradientAccumulationPlugin,
     ProjectConfiguration,
@@ -489,6 +490,9 @@ def _accelerator(args: PretrainArguments, work: Path) -> Accelerator:
     mixed_precision = args.mixed_precision
     if mixed_precision == "auto":
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # Each run sets its own precision and plugins; accelerate keeps them in a per-process singleton, so a
+    # second run in the same process (tests, a pipeline) starts from a clean one, as TrainingArguments does.
+    AcceleratorState._reset_state()
     return Accelerator(
         mixed_precision=mixed_precision,
         # Every update gets exactly this many micro-batches (SentenceBatches adds fillers to the last one), so
@@ -585,7 +589,8 @@ def _train(
         update_loss, grad_norm = torch.zeros((), device=accelerator.device), None
         for batch in micro_batches:
             with accelerator.accumulate(model):
-                loss = model(**batch, num_items_in_batch=labelled / shares).loss
+                # No cache: with one, transformers ignores the position ids' sentence boundaries of packed rows.
+                loss = model(**batch, use_cache=False, num_items_in_batch=labelled / shares).loss
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and (step + 1) % args.logging_steps == 0:
                     grad_norm = accelerator.clip_grad_norm_(model.parameters(), math.inf)  # measured, not clipped
