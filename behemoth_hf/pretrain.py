@@ -156,8 +156,9 @@ class PretrainArguments:
         default=64, metadata={"help": "sentences per optimizer update over all processes (the global batch)"}
     )
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "forward passes per optimizer update"})
-    packing: Literal["none", "sentences"] = field(
-        default="none", metadata={"help": "`sentences`: several sentences per row, each attending only to itself"}
+    # `str`, not a Literal with "none": the argument parser reads the word none as None for Literal fields.
+    packing: str = field(
+        default="none", metadata={"help": "none, or sentences: several sentences per row, each attending to itself"}
     )
     max_steps: int = field(default=-1, metadata={"help": "optimizer updates; -1 = one pass over `train`"})
     eval_steps: int = field(default=100, metadata={"help": "updates between fact-accuracy measurements"})
@@ -174,7 +175,7 @@ class PretrainArguments:
     )
     torch_compile: bool = field(default=False, metadata={"help": "compile the model with torch.compile"})
     dataloader_num_workers: int = field(default=0, metadata={"help": "worker processes that prepare batches"})
-    report_to: Literal["none", "tensorboard", "wandb", "trackio"] = field(
+    report_to: str = field(
         default="none", metadata={"help": "experiment tracker: none, tensorboard, wandb or trackio"}
     )
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})

@@ -226,6 +226,20 @@ def test_tensorboard_gets_the_metric_names_of_the_trainer_commands(tmp_path):
 
 
 def test_bad_new_options_fail_at_construction(tmp_path):
+    argv = [
+        "--dataset",
+        "tiny",
+        "--output",
+        "x",
+        "--packing",
+        "sentences",
+        "--set",
+        "packing=none",
+        "--set",
+        "report_to=none",
+    ]
+    (args,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
+    assert (args.packing, args.report_to) == ("none", "none")  # the word none, not None
     with pytest.raises(ValueError, match=r"`report_to` must be one of \['none', 'tensorboard', 'wandb', 'trackio'\]"):
         _tiny_args(tmp_path / "x", report_to="mlflow")
     with pytest.raises(ValueError, match="`packing` must be none or sentences"):
