@@ -3,7 +3,9 @@ arguments -> data -> model -> optimizer -> loop with evaluation and checkpoints 
 
 The corpus is read once, in order: `train` already holds each fact `repeats` times in seeded
 shuffled passes, so one pass is the whole run, and resuming only has to skip the sentences already
-consumed. Runs unchanged under `accelerate launch` (batches are dispatched from the main process).
+consumed. Runs unchanged under `torchrun` / `accelerate launch`: `batch_size` is the global batch, each
+process reads the corpus stream and takes its own share of every update, and the loss of an update is
+normalised by the labelled tokens of all processes together, so N processes compute the same updates as one.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import itertools
 import json
 import logging
 import math
@@ -24,9 +27,19 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, broadcast_object_list, set_seed
-from torch.utils.data import DataLoader, IterableDataset
+from accelerate import Accelerator, PartialState
+from accelerate.state import AcceleratorState
+from accelerate.utils import (
+    GradientAccumulationPlugin,
+    ProjectConfiguration,
+    broadcast_object_list,
+    is_tensorboard_available,
+    is_trackio_available,
+    is_wandb_available,
+    parse_flag_from_env,
+    set_seed,
+)
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, get_scheduler
 
@@ -36,7 +49,6 @@ from behemoth_hf.render import END
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.staging import check_output, claimed, commit, is_finished, refuse_unsafe_path, staging_path
 from behemoth_hf.tokenizer import save_tokenizer
-
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +61,18 @@ STATE_FILE = "run_state.json"
 ANSWER_MAX_NEW_TOKENS = 3
 # What marks a folder as a pretraining run of ours, finished or not (for --overwrite).
 CHECKPOINT_MARKER = f"{CHECKPOINT_DIR}/step-*"
+# Tracker logs (tensorboard event files) under the output folder, next to the checkpoints.
+RUNS_DIR = "runs"
+TRACKER_PROJECT = "behemoth_pretrain"
+# `--report_to` choices and the availability check of each tracker's package.
+TRACKERS: dict[str, Callable[[], bool]] = {
+    "none": lambda: True,
+    "tensorboard": is_tensorboard_available,
+    "wandb": is_wandb_available,
+    "trackio": is_trackio_available,
+}
+# Tokens per row with `packing: sentences` (sentences are 10-15 tokens, so 5-6 per row; measured in README).
+PACKED_ROW_TOKENS = 64
 
 
 @dataclass
@@ -75,9 +99,13 @@ class PretrainArguments:
         warmup_steps (`int`, defaults to 50):
             Linear warm-up steps.
         batch_size (`int`, defaults to 64):
-            Sentences per device per step.
+            Sentences per optimizer update, over all processes and accumulation steps (the global batch): each
+            process takes `batch_size / (num_processes * gradient_accumulation_steps)` per forward pass.
         gradient_accumulation_steps (`int`, defaults to 1):
-            Steps accumulated per optimizer update.
+            Forward/backward passes per optimizer update (the global batch stays `batch_size`).
+        packing (`str`, defaults to `"none"`):
+            `none`: one sentence per row, right-padded; `sentences`: several sentences per row, each attending
+            only to itself (position ids restart per sentence; the model builds the block-diagonal mask).
         max_steps (`int`, defaults to -1):
             Stop after this many optimizer updates; -1 means one pass over `train`.
         eval_steps (`int`, defaults to 100):
@@ -96,6 +124,13 @@ class PretrainArguments:
             Seed of model initialisation and evaluation sampling.
         mixed_precision (`str`, defaults to `"no"`):
             `no`, `fp16`, `bf16`, or `auto` (bf16 where the GPU supports it, else no).
+        torch_compile (`bool`, defaults to `False`):
+            Compile the model with `torch.compile` (inductor) through accelerate.
+        dataloader_num_workers (`int`, defaults to 0):
+            Worker processes that tokenize batches ahead of the training loop (0: in the loop's process).
+        report_to (`str`, defaults to `"none"`):
+            Experiment tracker (through accelerate): `none`, `tensorboard` (event files in `output_dir/runs`),
+            `wandb` or `trackio`; metric names as the Trainer-based commands log them (`train/loss`, ...).
         resume (`bool`, defaults to `False`):
             Continue from the latest checkpoint in `output_dir` (must be the same run).
         overwrite (`bool`, defaults to `False`):
@@ -117,8 +152,14 @@ class PretrainArguments:
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay"})
     lr_scheduler_type: str = field(default="constant_with_warmup", metadata={"help": "transformers scheduler name"})
     warmup_steps: int = field(default=50, metadata={"help": "linear warm-up steps"})
-    batch_size: int = field(default=64, metadata={"help": "sentences per device per step"})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "steps per optimizer update"})
+    batch_size: int = field(
+        default=64, metadata={"help": "sentences per optimizer update over all processes (the global batch)"}
+    )
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "forward passes per optimizer update"})
+    # `str`, not a Literal with "none": the argument parser reads the word none as None for Literal fields.
+    packing: str = field(
+        default="none", metadata={"help": "none, or sentences: several sentences per row, each attending to itself"}
+    )
     max_steps: int = field(default=-1, metadata={"help": "optimizer updates; -1 = one pass over `train`"})
     eval_steps: int = field(default=100, metadata={"help": "updates between fact-accuracy measurements"})
     eval_samples: int = field(default=1000, metadata={"help": "trained facts in the accuracy sample"})
@@ -131,6 +172,11 @@ class PretrainArguments:
     seed: int = field(default=0, metadata={"help": "seed of initialisation and evaluation sampling"})
     mixed_precision: Literal["no", "fp16", "bf16", "auto"] = field(
         default="no", metadata={"help": "`auto`: bf16 where the GPU supports it"}
+    )
+    torch_compile: bool = field(default=False, metadata={"help": "compile the model with torch.compile"})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "worker processes that prepare batches"})
+    report_to: str = field(
+        default="none", metadata={"help": "experiment tracker: none, tensorboard, wandb or trackio"}
     )
     resume: bool = field(default=False, metadata={"help": "continue from the latest checkpoint in output_dir"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing finished output_dir"})
@@ -165,6 +211,27 @@ class PretrainArguments:
             raise ValueError(f"`target_accuracy` must be in (0, 1] or None, got {self.target_accuracy}")
         if self.mixed_precision not in ("no", "fp16", "bf16", "auto"):
             raise ValueError(f"`mixed_precision` must be no, fp16, bf16 or auto; got {self.mixed_precision!r}")
+        if self.packing not in ("none", "sentences"):
+            raise ValueError(f"`packing` must be none or sentences, got {self.packing!r}")
+        if self.dataloader_num_workers < 0:
+            raise ValueError(f"`dataloader_num_workers` must be >= 0, got {self.dataloader_num_workers}")
+        if self.report_to not in TRACKERS:
+            raise ValueError(f"`report_to` must be one of {list(TRACKERS)}, got {self.report_to!r}")
+        if self.report_to != "none" and not TRACKERS[self.report_to]():
+            raise ValueError(
+                f"`report_to` {self.report_to} needs the {self.report_to} package: pip install {self.report_to}"
+            )
+
+    def micro_batch_size(self, num_processes: int) -> int:
+        """Sentences per forward pass on each of `num_processes` processes; `ValueError` unless they divide the
+        global batch evenly (an uneven split would weigh the processes' sentences differently)."""
+        shares = num_processes * self.gradient_accumulation_steps
+        if self.batch_size % shares:
+            raise ValueError(
+                f"`batch_size` {self.batch_size} (the global batch) must be a multiple of the number of processes "
+                f"({num_processes}) times `gradient_accumulation_steps` ({self.gradient_accumulation_steps})"
+            )
+        return self.batch_size // shares
 
     def run_fingerprint(self, dataset_fingerprint: str) -> str:
         """Identity of a run for `--resume`: everything that changes the trajectory."""
@@ -174,13 +241,29 @@ class PretrainArguments:
 
 def run_identity(arguments: dict[str, Any], dataset_fingerprint: str) -> dict[str, Any]:
     """The arguments (as a record stores them) that change a run's trajectory, with its dataset's fingerprint."""
-    ignored = {"output_dir", "resume", "overwrite", "logging_steps", "save_steps", "save_total_limit", "dataset"}
+    ignored = {
+        "output_dir",
+        "resume",
+        "overwrite",
+        "logging_steps",
+        "save_steps",
+        "save_total_limit",
+        "dataset",
+        "dataloader_num_workers",  # the batches are the same whoever prepares them
+        "report_to",
+    }
     return {**{k: v for k, v in arguments.items() if k not in ignored}, "dataset_fingerprint": dataset_fingerprint}
 
 
 # ---------------------------------------------------------------------------------------------- data
 class SentenceBatches(IterableDataset):
-    """Ready-made training batches from the `train` corpus, in corpus order, one sentence per row.
+    """Ready-made training batches from the `train` corpus, in corpus order, for one process of a run.
+
+    The corpus is cut into consecutive micro-batches of `micro_batch_size` sentences; an optimizer update takes
+    `num_processes * accumulation_steps` of them, micro-batch `i` going to process `i % num_processes`, so every
+    process reads the same stream and together they see each sentence once per pass, in the order one process
+    would. The last update is completed with filler micro-batches (one unlabelled `<eos>`: no loss, no gradient) so
+    every process runs the same number of steps. `DataLoader` workers of one process take turns the same way.
 
     A sentence's closing "." is read as `<eos>`: rows are `sentence-without-"." <eos>`, right-padded.
     OpenUnlearning (and `behemoth evaluate`, `scoring.score_answers`) score a fact as its prompt, the
@@ -193,11 +276,31 @@ class SentenceBatches(IterableDataset):
     With the `answer` loss the object tokens are labelled, i.e. the tokens right after the `OO` marker up to
     the next grammar word (the object can be a two-word name, and sits mid-sentence in the `sor`/`osr`
     orders), and the `<eos>` that directly follows an object: what a fact is, the answer and then its end.
+
+    With `packing="sentences"` the sentences of a micro-batch are laid end to end in rows of at most
+    `PACKED_ROW_TOKENS` tokens, with position ids restarting at each sentence and no attention mask: the model
+    then attends within each sentence only (`transformers` builds the block-diagonal mask from the position ids),
+    and the first token of a sentence is not a target. Same sentences, same labels, same loss; less padding.
     """
 
-    def __init__(self, data: BehemothData, batch_size: int, loss: str, skip_rows: int, excluded: np.ndarray | None):
-        self.data, self.batch_size, self.loss = data, batch_size, loss
+    def __init__(
+        self,
+        data: BehemothData,
+        micro_batch_size: int,
+        loss: str,
+        skip_rows: int,
+        excluded: np.ndarray | None,
+        *,
+        num_processes: int = 1,
+        process_index: int = 0,
+        accumulation_steps: int = 1,
+        packing: str = "none",
+    ):
+        self.data, self.micro_batch_size, self.loss = data, micro_batch_size, loss
         self.skip_rows, self.excluded = skip_rows, excluded
+        self.num_processes, self.process_index = num_processes, process_index
+        self.micro_batches_per_update = num_processes * accumulation_steps
+        self.packing = packing
         tokenizer = data.tokenizer
         self.pad_id, self.eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
         self.marker_id = tokenizer.convert_tokens_to_ids("OO")
@@ -206,8 +309,19 @@ class SentenceBatches(IterableDataset):
         self.first_entity_id = grammar["end"]  # specials and grammar words come first
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
+        worker = get_worker_info()
+        workers, worker_id = (1, 0) if worker is None else (worker.num_workers, worker.id)
+        for index, texts in enumerate(self._micro_batches()):
+            # Only this process's micro-batches are tokenized, and each by one worker (workers in turn).
+            mine = index // self.num_processes
+            if index % self.num_processes == self.process_index and mine % workers == worker_id:
+                yield self._filler() if texts is None else self._batch(texts)
+
+    def _micro_batches(self) -> Iterator[list[str] | None]:
+        """The texts of every micro-batch of the run in order (None: a filler completing the last update)."""
         pending: list[str] = []
         to_skip = self.skip_rows  # counted in kept sentences, after exclusion
+        count = 0
         for table in self.data.train_tables(["text", "fact_id"]):
             if self.excluded is not None:
                 table = table.filter(~np.isin(table.column("fact_id").to_numpy(), self.excluded))
@@ -216,11 +330,21 @@ class SentenceBatches(IterableDataset):
                 continue
             pending.extend(table.column("text").slice(to_skip).to_pylist())
             to_skip = 0
-            while len(pending) >= self.batch_size:
-                yield self._batch(pending[: self.batch_size])
-                del pending[: self.batch_size]
+            while len(pending) >= self.micro_batch_size:
+                yield pending[: self.micro_batch_size]
+                del pending[: self.micro_batch_size]
+                count += 1
         if pending:
-            yield self._batch(pending)
+            yield pending
+            count += 1
+        for _ in range(-count % self.micro_batches_per_update):
+            yield None
+
+    def _filler(self) -> dict[str, torch.Tensor]:
+        ids = torch.tensor([[self.eos_id]])
+        if self.packing == "sentences":
+            return {"input_ids": ids, "position_ids": torch.zeros_like(ids), "labels": torch.full_like(ids, -100)}
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids), "labels": torch.full_like(ids, -100)}
 
     def _batch(self, texts: list[str]) -> dict[str, torch.Tensor]:
         rows = self.data.tokenizer(texts, add_special_tokens=False).input_ids
@@ -244,10 +368,42 @@ class SentenceBatches(IterableDataset):
                 in_answer = ((ids[:, t - 1] == self.marker_id) | in_answer) & is_entity
                 labelled = in_answer | ends_answer
                 labels[labelled, t] = ids[labelled, t]
+        if self.packing == "sentences":
+            return self._pack(ids, labels, attention.sum(axis=1))
         return {
             "input_ids": torch.from_numpy(ids),
             "attention_mask": torch.from_numpy(attention),
             "labels": torch.from_numpy(labels),
+        }
+
+    def _pack(self, ids: np.ndarray, labels: np.ndarray, lengths: np.ndarray) -> dict[str, torch.Tensor]:
+        """The padded rows `ids`/`labels` (true lengths `lengths`) laid end to end, greedily, in rows of at most
+        `PACKED_ROW_TOKENS` tokens; the padding closing a packed row is a block of its own (positions from 0)."""
+        groups: list[list[int]] = [[]]
+        used = 0
+        for i, length in enumerate(lengths):
+            if groups[-1] and used + length > PACKED_ROW_TOKENS:
+                groups.append([])
+                used = 0
+            groups[-1].append(i)
+            used += length
+        width = max(int(lengths[group].sum()) for group in groups)
+        packed_ids = np.full((len(groups), width), self.pad_id, np.int64)
+        packed_labels = np.full_like(packed_ids, -100)
+        positions = np.zeros_like(packed_ids)
+        for r, group in enumerate(groups):
+            at = 0
+            for i in group:
+                n = lengths[i]
+                packed_ids[r, at : at + n] = ids[i, :n]
+                packed_labels[r, at + 1 : at + n] = labels[i, 1:n]  # a sentence's first token is never a target
+                positions[r, at : at + n] = np.arange(n)
+                at += n
+            positions[r, at:] = np.arange(width - at)
+        return {
+            "input_ids": torch.from_numpy(packed_ids),
+            "position_ids": torch.from_numpy(positions),
+            "labels": torch.from_numpy(packed_labels),
         }
 
 
@@ -278,24 +434,40 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
     """
     output = _checked_output(args)
     replacing = output.is_dir() and any(output.iterdir()) and not args.resume
+    # The processes of this run (the Accelerator made below shares this state); ACCELERATE_USE_CPU read as
+    # AcceleratorState reads it, else a CPU-only torchrun would make every process a lone one.
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and state.num_processes == 1:
+        raise ValueError(
+            f"started as {launched} processes, but accelerate sees a single one (no GPU): set ACCELERATE_USE_CPU=1 "
+            "to run them as CPU processes"
+        )
+    micro_batch_size = args.micro_batch_size(state.num_processes)
+    if args.mixed_precision == "fp16" and state.device.type == "cpu":
+        raise ValueError(
+            "`mixed_precision` fp16 needs a GPU (accelerate would silently train in fp32 on a CPU); use bf16"
+        )
     data = open_dataset(args.dataset)
     run_id = args.run_fingerprint(data.fingerprint)
-    accelerator = _accelerator(args)
-    checkpoint, resumed = _resume_point(args, output, run_id, accelerator.num_processes) if args.resume else (None, None)
+    checkpoint, resumed = _resume_point(args, output, run_id, state.num_processes) if args.resume else (None, None)
     with contextlib.ExitStack() as stack:
-        if accelerator.is_main_process:
+        if state.is_main_process:
             stack.enter_context(claimed(output))
         main_pid = broadcast_object_list([os.getpid()])[0]
         work = staging_path(output, main_pid) if replacing else output
         try:
-            model, record = _train(args, data, accelerator, work, run_id, checkpoint, resumed, on_step_end)
-            if accelerator.is_main_process:
-                _save_final(model, data.tokenizer, record, work, output, replacing)
+            accelerator = _accelerator(args, work)
+            model, state_dict, record = _train(
+                args, data, accelerator, micro_batch_size, work, run_id, checkpoint, resumed, on_step_end
+            )
+            if state.is_main_process:
+                _save_final(model, state_dict, data.tokenizer, record, work, output, replacing)
         except BaseException:
-            if replacing and accelerator.is_main_process:
+            if replacing and state.is_main_process:
                 shutil.rmtree(work, ignore_errors=True)
             raise
-        accelerator.wait_for_everyone()
+        state.wait_for_everyone()
     return record
 
 
@@ -314,19 +486,43 @@ def _checked_output(args: PretrainArguments) -> Path:
     return check_output(output, (RECORD_FILE, CHECKPOINT_MARKER), overwrite=args.overwrite)
 
 
-def _accelerator(args: PretrainArguments) -> Accelerator:
+def _accelerator(args: PretrainArguments, work: Path) -> Accelerator:
+    """The run's Accelerator; trackers write under `work/runs`."""
     mixed_precision = args.mixed_precision
     if mixed_precision == "auto":
         mixed_precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    # Each run sets its own precision and plugins; accelerate keeps them in a per-process singleton, so a
+    # second run in the same process (tests, a pipeline) starts from a clean one, as TrainingArguments does.
+    AcceleratorState._reset_state()
     return Accelerator(
         mixed_precision=mixed_precision,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        dataloader_config=DataLoaderConfiguration(dispatch_batches=True),
+        # Every update gets exactly this many micro-batches (SentenceBatches adds fillers to the last one), so
+        # accelerate's own step count decides when gradients are synchronised.
+        gradient_accumulation_plugin=GradientAccumulationPlugin(
+            num_steps=args.gradient_accumulation_steps, sync_with_dataloader=False
+        ),
+        # accelerate would step the schedule once per process per update (it assumes the global batch grows with
+        # the process count); ours is the same on any number of processes.
+        step_scheduler_with_optimizer=False,
+        dynamo_backend="inductor" if args.torch_compile else "no",
+        log_with=None if args.report_to == "none" else args.report_to,
+        project_config=ProjectConfiguration(project_dir=str(work), logging_dir=str(work / RUNS_DIR)),
     )
 
 
-def _train(args, data: BehemothData, accelerator: Accelerator, work: Path, run_id: str, checkpoint, resumed, on_step_end):
-    """The training loop, checkpointing under `work`; returns the unwrapped model and the training record."""
+def _train(
+    args: PretrainArguments,
+    data: BehemothData,
+    accelerator: Accelerator,
+    micro_batch_size: int,
+    work: Path,
+    run_id: str,
+    checkpoint: Path | None,
+    resumed: dict | None,
+    on_step_end: Callable[[int], None] | None,
+):
+    """The training loop, checkpointing under `work`; returns the unwrapped model, its full state dict (gathered
+    from every process, for saving) and the training record."""
     set_seed(args.seed)
     tokenizer = data.tokenizer
     model = build_model(
@@ -340,9 +536,12 @@ def _train(args, data: BehemothData, accelerator: Accelerator, work: Path, run_i
     kept_rows = data.num_train_rows
     if excluded is not None:
         kept_rows -= sum(int(np.isin(t["fact_id"].to_numpy(), excluded).sum()) for t in data.train_tables(["fact_id"]))
-    sentences_per_update = args.batch_size * args.gradient_accumulation_steps * accelerator.num_processes
-    one_pass = math.ceil(kept_rows / sentences_per_update)
+    one_pass = math.ceil(kept_rows / args.batch_size)
     max_steps = one_pass if args.max_steps == -1 else min(args.max_steps, one_pass)
+    accumulation, shares = (
+        args.gradient_accumulation_steps,
+        accelerator.num_processes * args.gradient_accumulation_steps,
+    )
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=args.weight_decay)
     scheduler = get_scheduler(
@@ -355,42 +554,80 @@ def _train(args, data: BehemothData, accelerator: Accelerator, work: Path, run_i
         step, history = resumed["step"], resumed["history"]
         wall_before, rows_consumed = resumed["wall_seconds"], resumed["rows_consumed"]
         logger.info("resumed from %s at update %d", checkpoint, step)
-    loader = accelerator.prepare(
-        DataLoader(SentenceBatches(data, args.batch_size, args.loss, rows_consumed, excluded), batch_size=None)
+    batches = SentenceBatches(
+        data,
+        micro_batch_size,
+        args.loss,
+        rows_consumed,
+        excluded,
+        num_processes=accelerator.num_processes,
+        process_index=accelerator.process_index,
+        accumulation_steps=accumulation,
+        packing=args.packing,
     )
+    # Not `accelerator.prepare`d: SentenceBatches already gives this process its share, in order.
+    loader = iter(DataLoader(batches, batch_size=None, num_workers=args.dataloader_num_workers))
     eval_prompts, eval_answers = _evaluation_sample(data, args.exclude_split, args.eval_samples, args.seed)
+    if args.report_to != "none":
+        accelerator.init_trackers(TRACKER_PROJECT, config=_tracker_config(args, accelerator.num_processes))
 
     start_time = time.perf_counter()
-    stopped_early, running_loss, micro_steps, tokens_seen = False, 0.0, 0, 0
+    stopped_early, window_loss, window_updates, tokens_seen = False, 0.0, 0, 0
     bar = tqdm(total=max_steps, initial=step, desc="pretrain", unit="step", disable=not accelerator.is_main_process)
     model.train()
-    for batch in loader:
-        if step >= max_steps:
+    while step < max_steps:
+        micro_batches = [
+            {name: tensor.to(accelerator.device) for name, tensor in batch.items()}
+            for batch in itertools.islice(loader, accumulation)
+        ]
+        if not micro_batches:
             break
-        with accelerator.accumulate(model):
-            loss = model(**batch).loss
-            accelerator.backward(loss)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-        rows_consumed += args.batch_size * accelerator.num_processes
-        tokens_seen += int(batch["attention_mask"].sum()) * accelerator.num_processes
-        running_loss += loss.item()
-        micro_steps += 1
-        if not accelerator.sync_gradients:
-            continue
+        # The update's loss is the sum over every labelled token of all processes and micro-batches divided by
+        # their count, as on one process: each micro-batch's summed loss is divided by count / shares, because
+        # accelerate averages over accumulation steps and DDP over processes.
+        labelled = sum((batch["labels"][:, 1:] != -100).sum() for batch in micro_batches)
+        labelled = accelerator.reduce(labelled.float(), reduction="sum")
+        update_loss, grad_norm = torch.zeros((), device=accelerator.device), None
+        for batch in micro_batches:
+            with accelerator.accumulate(model):
+                # No cache: with one, transformers ignores the position ids' sentence boundaries of packed rows.
+                loss = model(**batch, use_cache=False, num_items_in_batch=labelled / shares).loss
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and (step + 1) % args.logging_steps == 0:
+                    grad_norm = accelerator.clip_grad_norm_(model.parameters(), math.inf)  # measured, not clipped
+                optimizer.step()
+                optimizer.zero_grad()
+            update_loss += loss.detach() / shares
+            tokens_seen += int((batch["input_ids"] != tokenizer.pad_token_id).sum())
+        learning_rate = scheduler.get_last_lr()[0]
+        scheduler.step()
+        rows_consumed = min(rows_consumed + args.batch_size, kept_rows)
         step += 1
         bar.update(1)
+        update_loss = float(accelerator.reduce(update_loss, reduction="sum"))
+        window_loss += update_loss
+        window_updates += 1
+        logs: dict[str, float] = {}
         if step % args.logging_steps == 0:
-            bar.set_postfix(loss=f"{running_loss / micro_steps:.4f}")
-            running_loss, micro_steps = 0.0, 0
+            logs = {
+                "train/loss": window_loss / window_updates,
+                "train/grad_norm": float(grad_norm),
+                "train/learning_rate": learning_rate,
+                "train/epoch": step / one_pass,
+            }
+            bar.set_postfix(loss=f"{logs['train/loss']:.4f}")
+            window_loss, window_updates = 0.0, 0
         if step % args.eval_steps == 0 or step == max_steps:
             accuracy = score_answers(accelerator.unwrap_model(model), tokenizer, eval_prompts, eval_answers).accuracy
-            history.append({"step": step, "sample_accuracy": accuracy, "loss": loss.item()})
-            bar.set_postfix(loss=f"{loss.item():.4f}", accuracy=f"{accuracy:.3f}")
-            if args.target_accuracy is not None and accuracy >= args.target_accuracy:
-                stopped_early = step < max_steps
-                break
+            history.append({"step": step, "sample_accuracy": accuracy, "loss": update_loss})
+            logs["eval/sample_accuracy"] = accuracy
+            bar.set_postfix(loss=f"{update_loss:.4f}", accuracy=f"{accuracy:.3f}")
+        if logs:
+            accelerator.log(logs, step=step)
+        target = args.target_accuracy
+        if target is not None and logs.get("eval/sample_accuracy", -1.0) >= target:
+            stopped_early = step < max_steps
+            break
         if step % args.save_steps == 0:
             wall = wall_before + time.perf_counter() - start_time
             _save_checkpoint(accelerator, work, step, run_id, rows_consumed, history, wall, args.save_total_limit)
@@ -398,7 +635,11 @@ def _train(args, data: BehemothData, accelerator: Accelerator, work: Path, run_i
             on_step_end(step)
     bar.close()
     wall_seconds = wall_before + time.perf_counter() - start_time
+    tokens_seen = int(accelerator.reduce(torch.tensor(tokens_seen, device=accelerator.device), reduction="sum"))
+    for tracker in accelerator.trackers:  # not end_training(): it would also end the process group
+        tracker.finish()
 
+    state_dict = accelerator.get_state_dict(model)
     model = accelerator.unwrap_model(model)
     record = {
         "dataset": data.source,
@@ -425,7 +666,13 @@ def _train(args, data: BehemothData, accelerator: Accelerator, work: Path, run_i
         "versions": _versions(),
         "num_processes": accelerator.num_processes,
     }
-    return model, record
+    return model, state_dict, record
+
+
+def _tracker_config(args: PretrainArguments, num_processes: int) -> dict[str, Any]:
+    """The run's arguments as tracker hyper-parameters (tensorboard takes only numbers, strings and booleans)."""
+    config = {name: ("none" if value is None else value) for name, value in dataclasses.asdict(args).items()}
+    return {**config, "num_processes": num_processes}
 
 
 def _split_accuracies(model, data: BehemothData) -> dict[str, float]:
@@ -496,10 +743,12 @@ def _save_checkpoint(accelerator, output: Path, step, run_id, rows_consumed, his
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _save_final(model, tokenizer, record: dict[str, Any], work: Path, output: Path, replacing: bool) -> None:
+def _save_final(
+    model, state_dict: dict[str, torch.Tensor], tokenizer, record: dict[str, Any], work: Path, output: Path, replacing
+) -> None:
     """Model, tokenizer, generation config, card, then the record (it marks a finished run), swapped into place.
 
-    A run that trained in `output` itself takes its checkpoints along into the finished folder.
+    A run that trained in `output` itself takes its checkpoints and tracker logs along into the finished folder.
     """
     from behemoth_hf.cards import write_model_card
 
@@ -512,10 +761,11 @@ def _save_final(model, tokenizer, record: dict[str, Any], work: Path, output: Pa
         do_sample=False,
         max_new_tokens=ANSWER_MAX_NEW_TOKENS,
     )
-    model.save_pretrained(staging)
+    model.save_pretrained(staging, state_dict=state_dict)
     save_tokenizer(tokenizer, staging)
     write_model_card(staging, record)
     (staging / RECORD_FILE).write_text(json.dumps(record, indent=2) + "\n")
-    if not replacing and (output / CHECKPOINT_DIR).is_dir():
-        (output / CHECKPOINT_DIR).rename(staging / CHECKPOINT_DIR)  # the checkpoints stay with the model
+    for folder in (CHECKPOINT_DIR, RUNS_DIR):
+        if not replacing and (output / folder).is_dir():
+            (output / folder).rename(staging / folder)  # they stay with the model
     commit(staging, output, (RECORD_FILE, CHECKPOINT_MARKER), overwrite=True)

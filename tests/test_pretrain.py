@@ -11,8 +11,8 @@ from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
 from behemoth_hf.generate import generate_dataset
-from behemoth_hf.pretrain import PretrainArguments, SentenceBatches, pretrain
-
+from behemoth_hf.modeling import build_model
+from behemoth_hf.pretrain import PACKED_ROW_TOKENS, TRACKERS, PretrainArguments, SentenceBatches, pretrain
 
 TINY_YAML = str(Path(__file__).parents[1] / "trainer_configs" / "pretrain_tiny.yaml")
 
@@ -99,10 +99,10 @@ def test_resume_refuses_another_run_and_finished_outputs_are_kept(tmp_path):
 @pytest.mark.parametrize(
     "overrides, match",
     [
-        (dict(preset="huge"), r"`preset` must be one of \['tiny', 'small'"),
-        (dict(exclude_split="train"), r"`exclude_split` must be one of \['forget', 'retain', 'dependent'\]"),
-        (dict(batch_size=0), r"`batch_size` must be >= 1"),
-        (dict(target_accuracy=1.5), r"`target_accuracy` must be in \(0, 1\]"),
+        ({"preset": "huge"}, r"`preset` must be one of \['tiny', 'small'"),
+        ({"exclude_split": "train"}, r"`exclude_split` must be one of \['forget', 'retain', 'dependent'\]"),
+        ({"batch_size": 0}, r"`batch_size` must be >= 1"),
+        ({"target_accuracy": 1.5}, r"`target_accuracy` must be in \(0, 1\]"),
     ],
 )
 def test_bad_arguments_fail_at_construction(tmp_path, overrides, match):
@@ -135,7 +135,7 @@ def test_yaml_flags_and_set_precedence(tmp_path):
 def test_answer_loss_labels_the_object_wherever_it_stands_and_the_end_that_follows_it(tmp_path):
     config = make_config("tiny", paraphrase_fraction=1.0, repeats=1, num_objects=1200, num_perturbed=3)
     data = open_dataset(str(generate_dataset(config, tmp_path / "d", progress=False)))
-    batch = next(iter(SentenceBatches(data, batch_size=64, loss="answer", skip_rows=0, excluded=None)))
+    batch = next(iter(SentenceBatches(data, micro_batch_size=64, loss="answer", skip_rows=0, excluded=None)))
     tokenizer = data.tokenizer
     eos = tokenizer.eos_token
     table = next(data.train_tables(["text"]))
@@ -153,9 +153,100 @@ def test_answer_loss_labels_the_object_wherever_it_stands_and_the_end_that_follo
         labelled = batch["labels"][i][batch["labels"][i] != -100].tolist()
         assert tokenizer.convert_ids_to_tokens(labelled) == object_words + [eos] * last, text
     assert 0 < ends_with_object < 64  # both kinds of sentence were checked
-    all_tokens = next(iter(SentenceBatches(data, batch_size=4, loss="all", skip_rows=0, excluded=None)))
+    all_tokens = next(iter(SentenceBatches(data, micro_batch_size=4, loss="all", skip_rows=0, excluded=None)))
     assert (all_tokens["labels"][all_tokens["attention_mask"] == 1] != -100).all()
     assert np.array_equal(
         all_tokens["labels"][0][: len(table["text"][0].as_py().split())].numpy(),
         all_tokens["input_ids"][0][: len(table["text"][0].as_py().split())].numpy(),
     )
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-gpt2", "tiny-llama"])
+def test_packed_rows_are_the_same_sentences_labels_and_loss(preset):
+    data = open_dataset("tiny")
+    tokenizer = data.tokenizer
+    plain = next(iter(SentenceBatches(data, micro_batch_size=32, loss="all", skip_rows=0, excluded=None)))
+    packed = next(iter(SentenceBatches(data, 32, "all", 0, None, packing="sentences")))
+    assert packed["input_ids"].shape[0] < 32 and packed["input_ids"].shape[1] <= PACKED_ROW_TOKENS
+    assert "attention_mask" not in packed  # transformers builds the block-diagonal mask from the position ids
+    labelled = (plain["labels"][:, 1:] != -100).sum()
+    assert (packed["labels"][:, 1:] != -100).sum() == labelled
+    model = build_model(preset, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=0, seed=0)
+    with torch.no_grad():
+        plain_out = model(**plain, use_cache=False, num_items_in_batch=labelled)
+        packed_out = model(**packed, use_cache=False, num_items_in_batch=labelled)
+    assert torch.allclose(plain_out.loss, packed_out.loss, atol=1e-5)
+    # Each sentence's logits are those it has alone: it attends to nothing before it in the row.
+    row, position = 0, 0
+    for i, length in enumerate(plain["attention_mask"].sum(dim=1).tolist()):
+        if position + length > packed["input_ids"].shape[1] or packed["position_ids"][row, position] != 0:
+            row, position = row + 1, 0
+        assert (
+            packed["input_ids"][row, position : position + length].tolist() == plain["input_ids"][i, :length].tolist()
+        )
+        got = packed_out.logits[row, position : position + length]
+        assert torch.allclose(got, plain_out.logits[i, :length], atol=1e-4), (preset, i)
+        position += length
+
+
+def test_packing_and_workers_train_like_the_plain_run(tmp_path):
+    short = {"max_steps": 12, "eval_steps": 4, "logging_steps": 4}
+    plain = pretrain(_tiny_args(tmp_path / "plain", **short))
+    packed = pretrain(_tiny_args(tmp_path / "packed", packing="sentences", dataloader_num_workers=2, **short))
+    for a, b in zip(plain["history"], packed["history"], strict=True):
+        assert a["step"] == b["step"] and a["loss"] == pytest.approx(b["loss"], rel=1e-4)
+    assert packed["sentences_seen"] == plain["sentences_seen"] == 12 * 32
+
+
+def test_bf16_autocast_runs_on_cpu_and_fp16_is_refused_there(tmp_path):
+    record = pretrain(_tiny_args(tmp_path / "bf16", mixed_precision="bf16", max_steps=8, eval_steps=4))
+    assert record["steps"] == 8 and all(np.isfinite(h["loss"]) for h in record["history"])
+    assert AutoModelForCausalLM.from_pretrained(tmp_path / "bf16").dtype == torch.float32  # weights stay fp32
+    with pytest.raises(ValueError, match="`mixed_precision` fp16 needs a GPU"):
+        pretrain(_tiny_args(tmp_path / "fp16", mixed_precision="fp16"))
+    assert not (tmp_path / "fp16").exists()
+
+
+def test_tensorboard_gets_the_metric_names_of_the_trainer_commands(tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    record = pretrain(
+        _tiny_args(tmp_path / "run", report_to="tensorboard", max_steps=6, logging_steps=2, eval_steps=3)
+    )
+    (events,) = (tmp_path / "run" / "runs" / "behemoth_pretrain").glob("events.out.tfevents.*")
+    scalars = EventAccumulator(str(events)).Reload().Tags()["scalars"]
+    assert {"train/loss", "train/learning_rate", "train/grad_norm", "train/epoch", "eval/sample_accuracy"} <= set(
+        scalars
+    )
+    accumulator = EventAccumulator(str(events)).Reload()
+    assert [event.step for event in accumulator.Scalars("train/loss")] == [2, 4, 6]
+    accuracy = [(event.step, event.value) for event in accumulator.Scalars("eval/sample_accuracy")]
+    assert accuracy == [(h["step"], pytest.approx(h["sample_accuracy"])) for h in record["history"]]
+
+
+def test_bad_new_options_fail_at_construction(tmp_path):
+    argv = [
+        "--dataset",
+        "tiny",
+        "--output",
+        "x",
+        "--packing",
+        "sentences",
+        "--set",
+        "packing=none",
+        "--set",
+        "report_to=none",
+    ]
+    (args,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
+    assert (args.packing, args.report_to) == ("none", "none")  # the word none, not None
+    with pytest.raises(ValueError, match=r"`report_to` must be one of \['none', 'tensorboard', 'wandb', 'trackio'\]"):
+        _tiny_args(tmp_path / "x", report_to="mlflow")
+    with pytest.raises(ValueError, match="`packing` must be none or sentences"):
+        _tiny_args(tmp_path / "x", packing="documents")
+    with pytest.raises(ValueError, match="`dataloader_num_workers` must be >= 0"):
+        _tiny_args(tmp_path / "x", dataloader_num_workers=-1)
+    missing = next((name for name in ("wandb", "trackio") if not TRACKERS[name]()), None)
+    if missing is not None:
+        with pytest.raises(ValueError, match=f"needs the {missing} package: pip install {missing}"):
+            _tiny_args(tmp_path / "x", report_to=missing)
