@@ -78,6 +78,10 @@ def coerce(name: str, raw: Any, annotation: Any) -> Any:
     if isinstance(raw, str) and str in kinds:
         # As the flag does: a union with str keeps the string (`report_to: none` is the string "none").
         return raw
+    if isinstance(raw, str) and any(
+        typing.get_origin(kind) is typing.Literal and raw in typing.get_args(kind) for kind in kinds
+    ):
+        return raw  # a Literal member wins over the none-word reading (`mixed_precision: no`, `packing: none`)
     if raw is None or (isinstance(raw, str) and raw.strip().lower() in _NONE_WORDS):
         if type(None) in members:
             return None

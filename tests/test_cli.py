@@ -3,11 +3,12 @@
 import errno
 import subprocess
 import sys
+import typing
 
 import pytest
 
 from behemoth_hf import cli
-from behemoth_hf.arguments import parse_dataclasses
+from behemoth_hf.arguments import coerce, parse_dataclasses
 from behemoth_hf.pretrain import PretrainArguments
 
 
@@ -302,3 +303,13 @@ print(_PACKAGED_DATASETS_MODULES["behemoth"][0], datasets.get_dataset_config_nam
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "behemoth_hf.builder ['tiny', 'default']", result.stderr
+
+
+def test_a_literal_member_spelled_like_none_stays_the_literal():
+    # `--set`/YAML values go through `coerce`; a choice named "none" must not become Python's None.
+    choice = typing.Literal["none", "sentences"]
+    assert coerce("packing", "none", choice) == "none"
+    assert coerce("packing", "none", choice | None) == "none"
+    assert coerce("packing", "null", choice | None) is None
+    with pytest.raises(ValueError, match="packing"):
+        coerce("packing", "rows", choice)
