@@ -195,7 +195,8 @@ def optimise_value(
             with added_at(module, positions, delta):
                 logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
             nll = _mean_target_nll(logits[:num_rewrite], labels[:num_rewrite])
-            loss = nll + settings.weight_decay * delta.norm() ** 2 / output.norm().item() ** 2
+            # ROME's decay term: weight * |delta| / |v|^2 (linear in |delta|, scaled by the squared output norm).
+            loss = nll + settings.weight_decay * delta.norm() / output.norm().item() ** 2
             if essence_ids:
                 kl = torch.nn.functional.kl_div(
                     _last_logprobs(logits[num_rewrite:], essence_last),
