@@ -52,7 +52,7 @@ class EditorArguments:
         kl_factor (`float`, defaults to 0.0625):
             Weight of the essence term: KL to the original model on the subject's facts outside the request.
         value_weight_decay (`float`, defaults to 0.5):
-            Weight of `|delta|^2 / |original MLP output|^2` (ROME and MEMIT on GPT-2 XL: 0.5).
+            Weight of ROME's decay term `|delta| / |original MLP output|^2` (ROME and MEMIT on GPT-2 XL: 0.5).
         clamp_norm_factor (`float`, defaults to 4.0):
             `|delta|` is kept at most this times the original MLP output's norm (ROME: 4, MEMIT: 0.75).
 
