@@ -116,8 +116,19 @@ def unlearn_command(argv: list[str]) -> int:
 
 
 def edit_command(argv: list[str]) -> int:
-    """Edit facts toward new targets (method `edit`), optionally restricted to LoRA rank k or to blocks."""
+    """Edit facts toward new targets: fine-tuning (`edit`, LoRA rank k or blocks) or `--method rome|memit|alphaedit`."""
+    from behemoth_hf.editors.run import EDITOR_CHOICES, editor_command, requested_method
+
+    if requested_method(argv) in EDITOR_CHOICES:
+        return editor_command(argv)
     return _unlearning(argv, "behemoth edit", "edit")
+
+
+def trace_command(argv: list[str]) -> int:
+    """Causal tracing: which layer at which position carries a fact's object (JSON, plot, suggested ROME layer)."""
+    from behemoth_hf.editors.trace import trace_command as run
+
+    return run(argv)
 
 
 def evaluate_command(argv: list[str]) -> int:
@@ -188,6 +199,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "pretrain": pretrain_command,
     "unlearn": unlearn_command,
     "edit": edit_command,
+    "trace": trace_command,
     "evaluate": evaluate_command,
     "experiment": experiment_command,
     "attack": attack_command,

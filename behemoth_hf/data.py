@@ -133,8 +133,13 @@ def _verification_stamp(path: Path, names: list[str]) -> Path:
         status = (path / name).stat()
         stats.append([name, status.st_size, status.st_mtime_ns, status.st_ino])
     key = hashlib.sha256(json.dumps([str(path.resolve()), stats]).encode()).hexdigest()
+    return cache_dir() / "verified" / key
+
+
+def cache_dir() -> Path:
+    """behemoth_hf's cache folder: $BEHEMOTH_CACHE, else $XDG_CACHE_HOME/behemoth_hf (~/.cache/behemoth_hf)."""
     cache_home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(os.environ.get("BEHEMOTH_CACHE", cache_home / "behemoth_hf")) / "verified" / key
+    return Path(os.environ.get("BEHEMOTH_CACHE", cache_home / "behemoth_hf"))
 
 
 def verify_files(path: Path, hashes: dict[str, str]) -> None:

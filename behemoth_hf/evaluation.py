@@ -316,10 +316,11 @@ def add_reference_metrics(results: dict[str, Any], oracle: dict[str, Any] | None
 
 def is_edit_run(model: str | Path) -> bool:
     """Was the model folder made by `behemoth edit` (its unlearning record says so)?"""
+    from behemoth_hf.editors import EDITOR_CHOICES
     from behemoth_hf.unlearn.run import RECORD_FILE
 
     record = Path(model) / RECORD_FILE
-    return record.is_file() and json.loads(record.read_text()).get("method") == "edit"
+    return record.is_file() and json.loads(record.read_text()).get("method") in ("edit", *EDITOR_CHOICES)
 
 
 def _evaluator(path: str, data: BehemothData, args: EvaluationArguments) -> ModelEvaluator:

@@ -13,6 +13,7 @@ from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
+from behemoth_hf.editors import EDITOR_CHOICES
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.modeling import build_model
 from behemoth_hf.scoring import score_answers
@@ -286,7 +287,13 @@ def test_registry_rejects_duplicates_and_bad_names():
         register_method(Bad)
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONFIGS.glob("*.yaml") if "\nmethod:" in p.read_text()))
+# The locate-then-edit configs (rome, memit, alphaedit) parse with `EditorArguments` (tests/test_editors.py).
+TRAINER_METHOD_CONFIGS = [
+    p.name for p in CONFIGS.glob("*.yaml") if "\nmethod:" in p.read_text() and p.stem not in EDITOR_CHOICES
+]
+
+
+@pytest.mark.parametrize("name", sorted(TRAINER_METHOD_CONFIGS))
 def test_every_method_config_parses(name, tmp_path):
     argv = ["--config", str(CONFIGS / name), "--model", "m", "--dataset", "tiny", "--output", str(tmp_path / "o")]
     (args,) = parse_dataclasses((UnlearningArguments,), argv, prog="behemoth unlearn")

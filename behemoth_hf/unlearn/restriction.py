@@ -31,19 +31,19 @@ _FAMILIES = {
 }
 
 
-def parse_layers(spec: str | None, num_layers: int) -> list[int] | None:
-    """ "1", "0-2" or "0,3" -> sorted layer indices (None: every layer); errors name `trainable_layers`."""
+def parse_layers(spec: str | None, num_layers: int, parameter: str = "trainable_layers") -> list[int] | None:
+    """ "1", "0-2" or "0,3" -> sorted layer indices (None: every layer); errors name `parameter`."""
     if spec is None:
         return None
     layers: set[int] = set()
     for part in spec.split(","):
         match = re.fullmatch(r"\s*(\d+)\s*(?:-\s*(\d+)\s*)?", part)
         if not match:
-            raise ValueError(f"`trainable_layers` must look like '1', '0-2' or '0,3'; got {spec!r}")
+            raise ValueError(f"`{parameter}` must look like '1', '0-2' or '0,3'; got {spec!r}")
         start, stop = int(match[1]), int(match[2] or match[1])
         layers.update(range(start, stop + 1))
     if not layers or max(layers) >= num_layers:
-        raise ValueError(f"`trainable_layers` {spec!r} must name layers in [0, {num_layers - 1}]")
+        raise ValueError(f"`{parameter}` {spec!r} must name layers in [0, {num_layers - 1}]")
     return sorted(layers)
 
 

@@ -1,0 +1,241 @@
+"""Edit requests on a Behemoth world, and the two things every locate-then-edit method computes for them.
+
+A request is one fact of the forget split and its `target_new`. Requests are grouped by subject: ROME's key is
+the MLP input at the subject's last token, which depends on the subject only (the prompt's relation comes after
+it), so two edits of one subject share one key and must be written as one value that gives both new answers.
+
+- The key `k*` (Meng et al. 2022, section 3.1): the key at the subject's last token, averaged over context
+  prefixes. ROME draws random English text as prefixes; a Behemoth model has only ever seen its world's sentences,
+  each from position 0, so the prefixes are the subject-free beginnings of the world's own sentences (the words up to
+  the subject marker `SS`: `SS` itself in the canonical order, `ad RR redi um SS` in a paraphrase, ...).
+- The value: a vector `delta` added to the MLP output at the subject's last token, optimised by gradient steps so
+  the model gives `target_new` + `<eos>` after each edit prompt, plus ROME's essence term (the KL to the original
+  model's next-token distribution on prompts about the subject that the edit must not change: in this world the
+  subject's facts outside the request), a weight decay on `delta` and a clamp of its norm.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+from behemoth_hf.data import BehemothData
+from behemoth_hf.editors.layers import added_at, captured_keys, captured_outputs, projection
+from behemoth_hf.render import CANONICAL, SUBJ, TEMPLATES
+from behemoth_hf.scoring import encode_prompt_answer
+
+
+logger = logging.getLogger(__name__)
+
+# The word before the subject in every template ("SS"): a context prefix ends with it.
+SUBJECT_MARKER = TEMPLATES[CANONICAL][TEMPLATES[CANONICAL].index(SUBJ) - 1]
+# Train sentences scanned for context prefixes: every template the corpus uses appears in the first thousands.
+PREFIX_SCAN_ROWS = 10_000
+
+
+@dataclass
+class SubjectEdit:
+    """The requests of one subject: its edit prompts and new targets, and prompts of its facts left as they are."""
+
+    subject: str
+    prompts: list[str]
+    targets: list[str]
+    fact_ids: list[int]
+    essence_prompts: list[str] = field(default_factory=list)
+
+
+def subject_edits(rows, data: BehemothData) -> list[SubjectEdit]:
+    """Group the request rows by subject (in order of first appearance). A subject's essence prompts are the prompts
+    of its facts in the world's fact splits that are not requested."""
+    edits: dict[int, SubjectEdit] = {}
+    for subject_id, subject, prompt, target, fact_id in zip(
+        rows["subject_id"], rows["subject"], rows["prompt"], rows["target_new"], rows["fact_id"]
+    ):
+        edit = edits.setdefault(subject_id, SubjectEdit(subject, [], [], []))
+        edit.prompts.append(prompt)
+        edit.targets.append(target)
+        edit.fact_ids.append(fact_id)
+    requested = {fact_id for edit in edits.values() for fact_id in edit.fact_ids}
+    for split in data.fact_splits.values():
+        if "prompt" not in split.column_names:
+            continue
+        subject_ids = np.asarray(split["subject_id"])
+        for index in np.flatnonzero(np.isin(subject_ids, list(edits))):
+            row = split[int(index)]
+            edit = edits[row["subject_id"]]
+            if row["fact_id"] not in requested and row["prompt"] not in edit.essence_prompts:
+                edit.essence_prompts.append(row["prompt"])
+    return list(edits.values())
+
+
+def context_prefixes(data: BehemothData, count: int) -> list[str]:
+    """The `count` most frequent subject-free sentence beginnings (up to and including `SS`) among the first
+    `PREFIX_SCAN_ROWS` train sentences, most frequent first (ties: first seen)."""
+    counts: Counter[str] = Counter()
+    scanned = 0
+    for table in data.train_tables(["text"], batch_rows=PREFIX_SCAN_ROWS):
+        for text in table.column("text").to_pylist():
+            words = text.split()
+            if SUBJECT_MARKER in words:
+                counts[" ".join(words[: words.index(SUBJECT_MARKER) + 1])] += 1
+        scanned += table.num_rows
+        if scanned >= PREFIX_SCAN_ROWS:
+            break
+    if not counts:
+        raise ValueError(f"`dataset` {data.source}: no train sentence holds the subject marker {SUBJECT_MARKER!r}")
+    return [prefix for prefix, _ in counts.most_common(count)]
+
+
+def subject_last_positions(tokenizer: PreTrainedTokenizerBase, token_ids: list[list[int]], subject: str) -> list[int]:
+    """Index of the subject's last token in each token sequence (its last occurrence)."""
+    subject_ids = tokenizer(subject, add_special_tokens=False).input_ids
+    positions = []
+    for ids in token_ids:
+        starts = [i for i in range(len(ids) - len(subject_ids) + 1) if ids[i : i + len(subject_ids)] == subject_ids]
+        if not starts:
+            raise ValueError(f"subject {subject!r} does not occur in the prompt {tokenizer.decode(ids)!r}")
+        positions.append(starts[-1] + len(subject_ids) - 1)
+    return positions
+
+
+def padded(token_ids: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-padded `(input_ids, attention_mask)` (positions of real tokens are their indices)."""
+    width = max(len(ids) for ids in token_ids)
+    input_ids = torch.full((len(token_ids), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros_like(input_ids)
+    for i, ids in enumerate(token_ids):
+        input_ids[i, : len(ids)] = torch.tensor(ids)
+        attention_mask[i, : len(ids)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+@torch.no_grad()
+def subject_keys(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    layer: int,
+    edits: list[SubjectEdit],
+    prefixes: list[str],
+) -> torch.Tensor:
+    """(subjects, d_in) key `k*` of each subject at `layer`: mean over `prefixes` of the MLP input at the subject's
+    last token in `prefix subject`."""
+    texts = [f"{prefix} {edit.subject}" for edit in edits for prefix in prefixes]
+    token_ids = tokenizer(texts, add_special_tokens=False).input_ids
+    positions = torch.tensor([len(ids) - 1 for ids in token_ids])
+    device = next(model.parameters()).device
+    with captured_keys(projection(model, layer)) as keys:
+        model(*padded(token_ids, tokenizer.pad_token_id, device))
+    at_subject = keys[0][torch.arange(len(texts)), positions.to(device)].double()  # (subjects * prefixes, d_in)
+    return at_subject.reshape(len(edits), len(prefixes), -1).mean(1)
+
+
+@dataclass
+class ValueSettings:
+    """Hyper-parameters of the value optimisation (ROME's names: v_num_grad_steps, v_lr, kl_factor,
+    v_weight_decay, clamp_norm_factor)."""
+
+    steps: int
+    learning_rate: float
+    kl_factor: float
+    weight_decay: float
+    clamp_norm_factor: float
+    stop_nll: float = 0.05  # ROME stops once the new target's mean NLL is this low
+
+
+@dataclass
+class ValueResult:
+    delta: torch.Tensor  # (d_out,) added to the MLP output at the subject's last token
+    output: torch.Tensor  # (d_out,) the original MLP output there (in the edit prompts: the same for all)
+    log: dict
+
+
+def optimise_value(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int, edit: SubjectEdit, settings: ValueSettings
+) -> ValueResult:
+    """The `delta` at layer `layer`'s MLP output, at the subject's last token, that makes the model answer every
+    request of `edit` with its target (and `<eos>`) while keeping the subject's other facts' next-token
+    distributions (KL) and `delta` small."""
+    device = next(model.parameters()).device
+    eos = tokenizer.eos_token_id
+    full_ids, prompt_lengths = encode_prompt_answer(tokenizer, edit.prompts, edit.targets)
+    rewrite_ids = [ids + [eos] for ids in full_ids]
+    essence_ids = tokenizer(edit.essence_prompts, add_special_tokens=False).input_ids if edit.essence_prompts else []
+    token_ids = rewrite_ids + essence_ids
+    positions = torch.tensor(subject_last_positions(tokenizer, token_ids, edit.subject), device=device)
+    input_ids, attention_mask = padded(token_ids, tokenizer.pad_token_id, device)
+    # Labels: each target token and the <eos> after it, predicted from the position before it.
+    labels = torch.full_like(input_ids, -100)
+    for i, (ids, start) in enumerate(zip(rewrite_ids, prompt_lengths)):
+        labels[i, start : len(ids)] = input_ids[i, start : len(ids)]
+    num_rewrite = len(rewrite_ids)
+    essence_last = torch.tensor([len(ids) - 1 for ids in essence_ids], device=device, dtype=torch.long)
+    module = projection(model, layer)
+
+    was_training = model.training
+    model.eval()
+    requires_grad = [parameter.requires_grad for parameter in model.parameters()]
+    model.requires_grad_(False)
+    try:
+        with torch.no_grad(), captured_outputs(module) as outputs:
+            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+        output = outputs[0][0, positions[0]].detach().double()
+        original_essence = _last_logprobs(logits[num_rewrite:], essence_last)
+        delta = torch.zeros(output.shape[-1], device=device, requires_grad=True)
+        optimizer = torch.optim.Adam([delta], lr=settings.learning_rate)
+        max_norm = settings.clamp_norm_factor * output.norm().item()
+        nll = kl = torch.tensor(float("nan"))
+        steps = 0
+        for steps in range(1, settings.steps + 1):
+            optimizer.zero_grad()
+            with added_at(module, positions, delta):
+                logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+            nll = _mean_target_nll(logits[:num_rewrite], labels[:num_rewrite])
+            # ROME's decay term: weight * |delta| / |v|^2 (linear in |delta|, scaled by the squared output norm).
+            loss = nll + settings.weight_decay * delta.norm() / output.norm().item() ** 2
+            if essence_ids:
+                kl = torch.nn.functional.kl_div(
+                    _last_logprobs(logits[num_rewrite:], essence_last),
+                    original_essence,
+                    log_target=True,
+                    reduction="batchmean",
+                )
+                loss = loss + settings.kl_factor * kl
+            if nll.item() < settings.stop_nll:
+                break
+            loss.backward()
+            optimizer.step()
+            with torch.no_grad():  # the clamp of ROME's compute_v: |delta| <= clamp_norm_factor * |original output|
+                if delta.norm() > max_norm:
+                    delta.mul_(max_norm / delta.norm())
+    finally:
+        for parameter, flag in zip(model.parameters(), requires_grad):
+            parameter.requires_grad_(flag)
+        model.train(was_training)
+    log = {
+        "subject": edit.subject,
+        "requests": len(edit.prompts),
+        "essence_prompts": len(essence_ids),
+        "steps": steps,
+        "target_nll": round(nll.item(), 6),
+        "essence_kl": round(kl.item(), 6) if essence_ids else None,
+        "delta_norm": round(delta.norm().item(), 6),
+    }
+    return ValueResult(delta.detach().double(), output, log)
+
+
+def _mean_target_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of each row's mean NLL of its labelled tokens (position t predicts token t + 1)."""
+    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
+    targets = labels[:, 1:]
+    mask = targets != -100
+    token_logprobs = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
+    return (-token_logprobs.sum(1) / mask.sum(1)).mean()
+
+
+def _last_logprobs(logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    return torch.log_softmax(logits[torch.arange(len(last)), last].float(), dim=-1)
