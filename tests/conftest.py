@@ -2,6 +2,7 @@
 
 import os
 import tempfile
+from pathlib import Path
 
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -25,3 +26,23 @@ from behemoth_hf.world import World  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_world() -> World:
     return World.generate(make_config("tiny"))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> str:
+    """The tiny world's model pretrained by trainer_configs/pretrain_tiny.yaml, shared by the tests that unlearn or
+    edit it (each writes its own outputs elsewhere)."""
+    from behemoth_hf.cli import main
+
+    output = tmp_path_factory.mktemp("base") / "tiny"
+    recipe = Path(__file__).parents[1] / "trainer_configs" / "pretrain_tiny.yaml"
+    assert main(["pretrain", "--config", str(recipe), "--dataset", "tiny", "--output", str(output)]) == 0
+    return str(output)
+
+
+@pytest.fixture(scope="session")
+def data():
+    """The tiny world, opened as the commands open it."""
+    from behemoth_hf.data import open_dataset
+
+    return open_dataset("tiny")

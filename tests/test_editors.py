@@ -27,19 +27,6 @@ CONFIGS = Path(__file__).parents[1] / "trainer_configs"
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    output = tmp_path_factory.mktemp("base") / "tiny"
-    argv = ["pretrain", "--config", str(CONFIGS / "pretrain_tiny.yaml"), "--dataset", "tiny", "--output", str(output)]
-    assert main(argv) == 0
-    return str(output)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return open_dataset("tiny")
-
-
-@pytest.fixture(scope="module")
 def edited(tiny_model, tmp_path_factory):
     """One run of each method on the same edits (one fact of each forget subject), through the CLI."""
     root = tmp_path_factory.mktemp("edited")

@@ -12,7 +12,6 @@ from transformers import AutoModelForCausalLM
 from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
-from behemoth_hf.data import open_dataset
 from behemoth_hf.editors import EDITOR_CHOICES
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.modeling import build_model
@@ -25,19 +24,6 @@ from behemoth_hf.unlearn.run import run_unlearning
 
 
 CONFIGS = Path(__file__).parents[1] / "trainer_configs"
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    output = tmp_path_factory.mktemp("base") / "tiny"
-    argv = ["pretrain", "--config", str(CONFIGS / "pretrain_tiny.yaml"), "--dataset", "tiny", "--output", str(output)]
-    assert main(argv) == 0
-    return str(output)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return open_dataset("tiny")
 
 
 def _run(tiny_model, output, **overrides):

@@ -8,8 +8,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from behemoth_hf.cli import main
-from behemoth_hf.data import open_dataset
 from behemoth_hf.lexicon import REFUSAL
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.unlearn import UnlearningArguments
@@ -34,19 +32,6 @@ SETTINGS = {
     "pdu": dict(retain_loss_eps=0.05, aligned_positions=True),
 }
 RETAIN_REGULARISED = ("idk_dpo", "idk_nll", "altpo", "rmu", "wga", "satimp", "pdu")
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    output = tmp_path_factory.mktemp("base") / "tiny"
-    argv = ["pretrain", "--config", str(CONFIGS / "pretrain_tiny.yaml"), "--dataset", "tiny", "--output", str(output)]
-    assert main(argv) == 0
-    return str(output)
-
-
-@pytest.fixture(scope="module")
-def data():
-    return open_dataset("tiny")
 
 
 def _run(tiny_model, output, method, **overrides):
