@@ -58,6 +58,20 @@ class AnswerScores:
         return float(self.correct.mean()) if len(self.correct) else float("nan")
 
 
+def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Token ids of `texts` without special tokens, each distinct text encoded once (evaluation repeats a prompt
+    per answer), by the Rust tokenizer itself when there is one: the Python wrapper costs more than the encoding."""
+    distinct = list(dict.fromkeys(texts))
+    if tokenizer.is_fast:
+        encoded = [
+            encoding.ids for encoding in tokenizer.backend_tokenizer.encode_batch(distinct, add_special_tokens=False)
+        ]
+    else:
+        encoded = tokenizer(distinct, add_special_tokens=False).input_ids
+    ids = dict(zip(distinct, encoded))
+    return [ids[text] for text in texts]
+
+
 def encode_prompt_answer(
     tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str]
 ) -> tuple[list[list[int]], list[int]]:
@@ -65,8 +79,8 @@ def encode_prompt_answer(
     prompts, answers = list(prompts), list(answers)  # also accepts datasets columns
     if len(prompts) != len(answers):
         raise ValueError(f"`prompts` and `answers` differ in length ({len(prompts)} vs {len(answers)})")
-    prompt_ids = tokenizer(prompts, add_special_tokens=False).input_ids
-    full_ids = tokenizer([f"{p} {a}" for p, a in zip(prompts, answers)], add_special_tokens=False).input_ids
+    prompt_ids = _token_ids(tokenizer, prompts)
+    full_ids = _token_ids(tokenizer, [f"{p} {a}" for p, a in zip(prompts, answers)])
     for prompt, full in zip(prompt_ids, full_ids):
         if full[: len(prompt)] != prompt or len(full) == len(prompt):
             raise ValueError("tokenizer is not prefix-consistent for these prompts/answers (or an answer is empty)")
@@ -251,7 +265,7 @@ def generate_answers(
     """
     if max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be >= 1, got {max_new_tokens}")
-    prompt_ids = tokenizer([f"{prompt} " for prompt in prompts], add_special_tokens=False).input_ids
+    prompt_ids = _token_ids(tokenizer, [f"{prompt} " for prompt in prompts])
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     device = next(model.parameters()).device
     order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
@@ -286,4 +300,41 @@ def generate_answers(
     for batch, batch_texts in zip(batches, generated):
         for index, text in zip(batch, batch_texts):
             texts[index] = text
+    return texts
+
+
+def greedy_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    scores: AnswerScores,
+    *,
+    batch_size: int = 256,
+    distributed: bool = False,
+) -> list[str]:
+    """`generate_answers(prompts)` (OU's 200 tokens), generating only where `scores`, teacher-forced scores of
+    answers after `prompts`, already say what greedy decoding produces: where every answer token and then `<eos>`
+    is the argmax (`scores.ends`) and the generation prompt is the scored one, it is the answer, then the end.
+    A memorised fact then costs no generation at all."""
+    prompts = list(prompts)
+    if len(prompts) != len(scores.ends):
+        raise ValueError(f"`prompts` and `scores` differ in length ({len(prompts)} vs {len(scores.ends)})")
+    same_prompt = [
+        a == b for a, b in zip(_token_ids(tokenizer, prompts), _token_ids(tokenizer, [f"{p} " for p in prompts]))
+    ]
+    known = [
+        bool(ends) and same and len(target) <= OU_MAX_NEW_TOKENS
+        for ends, same, target in zip(scores.ends, same_prompt, scores.target_ids)
+    ]
+    texts = [
+        tokenizer.decode(target, skip_special_tokens=True).strip() if k else ""
+        for k, target in zip(known, scores.target_ids)
+    ]
+    unknown = [i for i, k in enumerate(known) if not k]
+    if unknown:
+        generated = generate_answers(
+            model, tokenizer, [prompts[i] for i in unknown], batch_size=batch_size, distributed=distributed
+        )
+        for i, text in zip(unknown, generated):
+            texts[i] = text
     return texts
