@@ -434,9 +434,13 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     Under `torchrun`/`accelerate launch` every process runs this: they share the scoring of each model (the
     results are the same as one process's), and the main process writes while the others wait for it.
     """
+    import torch
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    state = PartialState()
+    # CPU processes form a group only when asked to (`PartialState(cpu=True)`): as `Accelerator` does, with
+    # ACCELERATE_USE_CPU=1, and without a GPU always (evaluation runs on the CPU then).
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
     distributed = state.num_processes > 1
     output = check_output(args.output_dir, SUMMARY_FILE, overwrite=args.overwrite)
     data = open_dataset(args.dataset)
