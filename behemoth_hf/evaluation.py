@@ -221,8 +221,8 @@ class ModelEvaluator:
         retain = self.columns["retain"]
         return self.score(retain["prompt"], retain["answer"]).predicted_ids
 
-    def prefetch_evaluation(self) -> None:
-        """Score every item `evaluate` reads (below, in the order it reads them) in one pass."""
+    def evaluation_items(self) -> tuple[list[str], list[str]]:
+        """Prompts and answers of every item `evaluate` scores (below, in the order it reads them; repeats kept)."""
         splits, prompts, answers = self.columns, [], []
 
         def add(new_prompts, new_answers) -> None:
@@ -249,11 +249,11 @@ class ModelEvaluator:
                 (p, a) for p, a in zip(splits["dependent"]["prompt"], splits["dependent"]["propagated_answer"]) if a
             ]
             add([p for p, _ in with_target], [a for _, a in with_target])
-        self.prefetch(prompts, answers)
+        return prompts, answers
 
     def evaluate(self, base_predictions: list[np.ndarray] | None) -> dict[str, Any]:
         """Every metric that needs only this model (and the base model's predictions, for locality)."""
-        self.prefetch_evaluation()
+        self.prefetch(*self.evaluation_items())  # one pass: what several metrics read is computed once
         splits = self.columns
         results: dict[str, Any] = {}
         scores: dict[str, AnswerScores] = {}
