@@ -235,12 +235,14 @@ class ModelEvaluator:
         forget = splits["forget"]
         add(forget["question"], forget["answer"])
         for name in ("forget", "retain"):
-            add(splits[name]["prompt"], splits[name]["paraphrased_answer"])
+            if splits[name]["paraphrased_answer"] != splits[name]["answer"]:
+                add(splits[name]["prompt"], splits[name]["paraphrased_answer"])
             add(*_options(splits[name]["prompt"], splits[name]["perturbed_answer"])[:2])
-        for name in OU_UTILITY_SETS.values():
+        for prefix, name in OU_UTILITY_SETS.items():
             rows = self.utility_sets[name]
             add(rows["question"], rows["answer"])
-            add(rows["question"], rows["paraphrased_answer"])
+            if prefix == "retain":
+                add(rows["question"], rows["paraphrased_answer"])
             add(*_options(rows["question"], rows["perturbed_answer"])[:2])
         add(forget["prompt"], forget["target_new"])
         add(forget["paraphrased_question"], forget["target_new"])
@@ -281,7 +283,7 @@ class ModelEvaluator:
             # Correct answer: the paraphrased answer after the prompt, as TOFU does. In a Behemoth world it is
             # the object itself, already scored for accuracy.
             correct = scores[name].mean_nll
-            if list(rows["paraphrased_answer"]) != list(rows["answer"]):
+            if rows["paraphrased_answer"] != rows["answer"]:
                 correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
             ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows["prompt"], rows["perturbed_answer"]))
             aggregator = (

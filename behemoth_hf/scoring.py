@@ -8,7 +8,15 @@ truth ratios all come from the same pass. The sequence is OpenUnlearning's (`QAD
 template: question, a space, the answer, then `<eos>` appended), so its numbers and ours agree:
 length-normalised NLL over the answer tokens and `<eos>` (probability, truth ratio, MIA loss), answer
 tokens only for the token-wise metrics OU computes without the final `<eos>` (min-k%, exact memorization,
-extraction strength). ROUGE needs real generation: `generate_answers`.
+extraction strength). ROUGE needs real generation (`generate_answers`), where the scores do not already show
+its result (`greedy_answers`).
+
+Each position is computed once per call: the items are sorted by their tokens and packed as prefix trees into
+rows (a prompt asked with several answers, or the start shared by a subject's facts, appears once), a 4D
+attention mask lets every position see exactly its own prefix and its position id is its depth, so it computes
+what it computes in its own unpadded sequence. Only the positions that predict an answer token or the final
+`<eos>` are unembedded. One model's evaluation on the `default` world computes 24,900 positions this way,
+instead of the 170,000 tokens of its 17,000 sequences.
 """
 
 from __future__ import annotations
