@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,8 @@ from behemoth_hf import metrics
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.export import openunlearning_utility_sets
 from behemoth_hf.probes import probe_metric_names, run_probes
-from behemoth_hf.scoring import AnswerScores, generate_answers, score_answers
+from behemoth_hf.scoring import AnswerScores, greedy_answers, score_answers
 from behemoth_hf.staging import check_output, staged_output
-
 
 logger = logging.getLogger(__name__)
 
@@ -124,35 +124,139 @@ def _fact_ids(rows) -> list[int]:
     return list(rows["fact_id"])
 
 
-class ModelEvaluator:
-    """Scores one model on the world's fact splits and turns the scores into metric results."""
+def _options(prompts, perturbed_answers) -> tuple[list[str], list[str], tuple[int, int]]:
+    """Each prompt once per option, the options in that order, and the (items, options) shape."""
+    options = np.array(list(perturbed_answers))
+    return np.repeat(np.array(list(prompts)), options.shape[1]).tolist(), options.reshape(-1).tolist(), options.shape
 
-    def __init__(self, model, data: BehemothData, batch_size: int, mia_k: float, probes: bool = False):
+
+class ModelEvaluator:
+    """Scores one model on the world's fact splits and turns the scores into metric results.
+
+    Each distinct (prompt, answer) is scored once per model and kept: the metrics share items (a forget fact's
+    `target_new` is one of its perturbed answers; its paraphrased answer is its answer). `evaluate` first scores
+    every item it reads in one `score_answers` call, so a prompt asked with several answers, or read by several
+    metrics, goes through the model once. With `distributed`, every process of the run evaluates together: the
+    batches are split between them and every process gets every score (`score_answers`).
+    """
+
+    def __init__(
+        self, model, data: BehemothData, batch_size: int, mia_k: float, probes: bool = False, distributed: bool = False
+    ):
         self.model, self.data, self.batch_size, self.mia_k, self.probes = model, data, batch_size, mia_k, probes
-        self.tokenizer = data.tokenizer
+        self.tokenizer, self.distributed = data.tokenizer, distributed
+        self._scored: dict[tuple[str, str], tuple] = {}
+
+    @cached_property
+    def columns(self) -> dict[str, dict[str, list]]:
+        """The fact splits as Python columns, converted once (reading a `datasets` column row by row costs more
+        than scoring it)."""
+        return {name: rows.to_dict() for name, rows in self.data.fact_splits.items()}
+
+    @cached_property
+    def utility_sets(self) -> dict[str, dict[str, list]]:
+        """The export's OpenUnlearning model-utility sets, as Python columns."""
+        return {name: rows.to_pydict() for name, rows in openunlearning_utility_sets(self.data.fact_splits).items()}
+
+    def prefetch(self, prompts, answers) -> None:
+        """Score the items not scored yet, in one pass."""
+        missing = list(dict.fromkeys(pair for pair in zip(prompts, answers) if pair not in self._scored))
+        if not missing:
+            return
+        new = score_answers(
+            self.model,
+            self.tokenizer,
+            [prompt for prompt, _ in missing],
+            [answer for _, answer in missing],
+            batch_size=self.batch_size,
+            distributed=self.distributed,
+        )
+        for i, pair in enumerate(missing):
+            self._scored[pair] = (
+                new.correct[i],
+                new.ends[i],
+                new.token_logprobs[i],
+                new.eos_logprobs[i],
+                new.predicted_ids[i],
+                new.target_ids[i],
+            )
 
     def score(self, prompts, answers) -> AnswerScores:
-        return score_answers(self.model, self.tokenizer, prompts, answers, batch_size=self.batch_size)
+        prompts, answers = list(prompts), list(answers)
+        if len(prompts) != len(answers):
+            raise ValueError(f"`prompts` and `answers` differ in length ({len(prompts)} vs {len(answers)})")
+        self.prefetch(prompts, answers)
+        entries = [self._scored[pair] for pair in zip(prompts, answers)]
+        correct, ends, token_logprobs, eos_logprobs, predicted_ids, target_ids = zip(*entries) if entries else [()] * 6
+        return AnswerScores(
+            correct=np.array(correct, bool),
+            ends=np.array(ends, bool),
+            token_logprobs=list(token_logprobs),
+            eos_logprobs=np.array(eos_logprobs, np.float64),
+            predicted_ids=list(predicted_ids),
+            target_ids=list(target_ids),
+        )
 
     def perturbed_mean_nll(self, prompts, perturbed_answers) -> np.ndarray:
         """(items, options) mean NLL of each perturbed answer after the item's prompt."""
-        options = np.array(list(perturbed_answers))
-        prompts = np.repeat(np.array(list(prompts)), options.shape[1])
-        return self.score(list(prompts), list(options.reshape(-1))).mean_nll.reshape(options.shape)
+        prompts, options, shape = _options(prompts, perturbed_answers)
+        return self.score(prompts, options).mean_nll.reshape(shape)
 
     def rouge(self, prompts, answers) -> dict[str, np.ndarray]:
-        """OU's ROUGE of the greedy answers, generated until `<eos>` or OU's 200 tokens."""
-        generated = generate_answers(self.model, self.tokenizer, list(prompts), batch_size=self.batch_size)
-        return metrics.rouge_scores(generated, list(answers))
+        """OU's ROUGE of the greedy answers, generated until `<eos>` or OU's 200 tokens (only where the scores do not
+        already show them: `scoring.greedy_answers`)."""
+        prompts, answers = list(prompts), list(answers)
+        generated = greedy_answers(
+            self.model,
+            self.tokenizer,
+            prompts,
+            self.score(prompts, answers),
+            batch_size=self.batch_size,
+            distributed=self.distributed,
+        )
+        return metrics.rouge_scores(generated, answers)
 
     def retain_predictions(self) -> list[np.ndarray]:
         """Argmax tokens at the retain answers' positions: what EasyEdit locality compares before/after."""
-        retain = self.data.fact_splits["retain"]
+        retain = self.columns["retain"]
         return self.score(retain["prompt"], retain["answer"]).predicted_ids
+
+    def evaluation_items(self) -> tuple[list[str], list[str]]:
+        """Prompts and answers of every item `evaluate` scores (below, in the order it reads them; repeats kept)."""
+        splits, prompts, answers = self.columns, [], []
+
+        def add(new_prompts, new_answers) -> None:
+            prompts.extend(new_prompts)
+            answers.extend(new_answers)
+
+        for split in ACCURACY_SPLITS:
+            if split in splits:
+                add(splits[split]["prompt"], splits[split]["answer"])
+        forget = splits["forget"]
+        add(forget["question"], forget["answer"])
+        for name in ("forget", "retain"):
+            if splits[name]["paraphrased_answer"] != splits[name]["answer"]:
+                add(splits[name]["prompt"], splits[name]["paraphrased_answer"])
+            add(*_options(splits[name]["prompt"], splits[name]["perturbed_answer"])[:2])
+        for prefix, name in OU_UTILITY_SETS.items():
+            rows = self.utility_sets[name]
+            add(rows["question"], rows["answer"])
+            if prefix == "retain":
+                add(rows["question"], rows["paraphrased_answer"])
+            add(*_options(rows["question"], rows["perturbed_answer"])[:2])
+        add(forget["prompt"], forget["target_new"])
+        add(forget["paraphrased_question"], forget["target_new"])
+        if "dependent" in splits:
+            with_target = [
+                (p, a) for p, a in zip(splits["dependent"]["prompt"], splits["dependent"]["propagated_answer"]) if a
+            ]
+            add([p for p, _ in with_target], [a for _, a in with_target])
+        return prompts, answers
 
     def evaluate(self, base_predictions: list[np.ndarray] | None) -> dict[str, Any]:
         """Every metric that needs only this model (and the base model's predictions, for locality)."""
-        splits = self.data.fact_splits
+        self.prefetch(*self.evaluation_items())  # one pass: what several metrics read is computed once
+        splits = self.columns
         results: dict[str, Any] = {}
         scores: dict[str, AnswerScores] = {}
         for split in ACCURACY_SPLITS:
@@ -179,7 +283,7 @@ class ModelEvaluator:
             # Correct answer: the paraphrased answer after the prompt, as TOFU does. In a Behemoth world it is
             # the object itself, already scored for accuracy.
             correct = scores[name].mean_nll
-            if list(rows["paraphrased_answer"]) != list(rows["answer"]):
+            if rows["paraphrased_answer"] != rows["answer"]:
                 correct = self.score(rows["prompt"], rows["paraphrased_answer"]).mean_nll
             ratios = metrics.truth_ratio(correct, self.perturbed_mean_nll(rows["prompt"], rows["perturbed_answer"]))
             aggregator = (
@@ -220,10 +324,9 @@ class ModelEvaluator:
         """OU's 9-term TOFU model utility over the export's sets, exactly as OU computes it there: Prob (retain)
         or Prob among the options (real authors, world facts), ROUGE-L recall, and truth ratio (`true_better`;
         correct answer: the paraphrased one on retain, the answer itself on the general-knowledge sets)."""
-        sets = openunlearning_utility_sets(self.data.fact_splits)
         terms = {}
         for prefix, name in OU_UTILITY_SETS.items():
-            rows = sets[name].to_pydict()
+            rows = self.utility_sets[name]
             answer = self.score(rows["question"], rows["answer"]).mean_nll
             perturbed = self.perturbed_mean_nll(rows["question"], rows["perturbed_answer"])
             if prefix == "retain":
@@ -245,7 +348,7 @@ class ModelEvaluator:
         if "holdout" not in scores:
             return
         forget, holdout = scores["forget"], scores["holdout"]
-        indices = _fact_ids(self.data.fact_splits["forget"]) + _fact_ids(self.data.fact_splits["holdout"])
+        indices = _fact_ids(self.columns["forget"]) + _fact_ids(self.columns["holdout"])
         for name, forget_scores, holdout_scores in (
             ("mia_loss", metrics.loss_scores(forget.mean_nll), metrics.loss_scores(holdout.mean_nll)),
             (
@@ -261,7 +364,7 @@ class ModelEvaluator:
             )
 
     def _editing(self, results: dict, scores: dict[str, AnswerScores], base_predictions: list | None) -> None:
-        forget = self.data.fact_splits["forget"]
+        forget = self.columns["forget"]
         indices = _fact_ids(forget)
         for name, prompts in (
             ("edit_reliability", forget["prompt"]),
@@ -273,7 +376,7 @@ class ModelEvaluator:
         if base_predictions is not None:
             values = metrics.locality(base_predictions, scores["retain"].predicted_ids)
             results["edit_locality"] = metrics.metric_result(
-                float(values.mean()), values, indices=_fact_ids(self.data.fact_splits["retain"])
+                float(values.mean()), values, indices=_fact_ids(self.columns["retain"])
             )
 
     def _dependent_propagation(self, results: dict) -> None:
@@ -323,13 +426,25 @@ def is_edit_run(model: str | Path) -> bool:
     return record.is_file() and json.loads(record.read_text()).get("method") in ("edit", *EDITOR_CHOICES)
 
 
-def _evaluator(path: str, data: BehemothData, args: EvaluationArguments) -> ModelEvaluator:
+def _evaluator(path: str, data: BehemothData, args: EvaluationArguments, distributed: bool) -> ModelEvaluator:
     model, _ = load_model(data, path)
-    return ModelEvaluator(model, data, args.batch_size, args.mia_k, args.probes)
+    return ModelEvaluator(model, data, args.batch_size, args.mia_k, args.probes, distributed=distributed)
 
 
 def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
-    """Evaluate every model (and the oracle when it is a model folder); write results, report and plots."""
+    """Evaluate every model (and the oracle when it is a model folder); write results, report and plots.
+
+    Under `torchrun`/`accelerate launch` every process runs this: they share the scoring of each model (the
+    results are the same as one process's), and the main process writes while the others wait for it.
+    """
+    import torch
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    # CPU processes form a group only when asked to (`PartialState(cpu=True)`): as `Accelerator` does, with
+    # ACCELERATE_USE_CPU=1, and without a GPU always (evaluation runs on the CPU then).
+    state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
+    distributed = state.num_processes > 1
     output = check_output(args.output_dir, SUMMARY_FILE, overwrite=args.overwrite)
     data = open_dataset(args.dataset)
     if "forget" not in data.fact_splits:
@@ -343,7 +458,7 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
         raise ValueError(
             f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}"
         )
-    base_predictions = _evaluator(args.base, data, args).retain_predictions() if args.base else None
+    base_predictions = _evaluator(args.base, data, args, distributed).retain_predictions() if args.base else None
 
     all_results: dict[str, dict[str, Any]] = {}
     oracle_results = None
@@ -352,15 +467,18 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
         oracle_results = metrics.read_eval_json(args.oracle)
         all_results["oracle"] = oracle_results
     elif oracle_is_model:
-        oracle_results = _evaluator(args.oracle, data, args).evaluate(base_predictions)
+        oracle_results = _evaluator(args.oracle, data, args, distributed).evaluate(base_predictions)
         add_reference_metrics(oracle_results, oracle_results)  # the oracle against itself: forget quality 1.0
         all_results["oracle"] = oracle_results
-    for name, path in tqdm(list(zip(names, args.model)), desc="evaluate", unit="model"):
-        results = _evaluator(path, data, args).evaluate(base_predictions)
+    models = list(zip(names, args.model))
+    for name, path in tqdm(models, desc="evaluate", unit="model", disable=not state.is_main_process):
+        results = _evaluator(path, data, args, distributed).evaluate(base_predictions)
         add_reference_metrics(results, oracle_results)
         all_results[name] = results
-    with staged_output(output, SUMMARY_FILE, overwrite=args.overwrite) as staging:
-        _write_evaluation(staging, all_results, data, args, names)
+    if state.is_main_process:
+        with staged_output(output, SUMMARY_FILE, overwrite=args.overwrite) as staging:
+            _write_evaluation(staging, all_results, data, args, names)
+    state.wait_for_everyone()
     return all_results
 
 

@@ -8,17 +8,26 @@ truth ratios all come from the same pass. The sequence is OpenUnlearning's (`QAD
 template: question, a space, the answer, then `<eos>` appended), so its numbers and ours agree:
 length-normalised NLL over the answer tokens and `<eos>` (probability, truth ratio, MIA loss), answer
 tokens only for the token-wise metrics OU computes without the final `<eos>` (min-k%, exact memorization,
-extraction strength). ROUGE needs real generation: `generate_answers`.
+extraction strength). ROUGE needs real generation (`generate_answers`), where the scores do not already show
+its result (`greedy_answers`).
+
+Each position is computed once per call: the items are sorted by their tokens and packed as prefix trees into
+rows (a prompt asked with several answers, or the start shared by a subject's facts, appears once), a 4D
+attention mask lets every position see exactly its own prefix and its position id is its depth, so it computes
+what it computes in its own unpadded sequence. Only the positions that predict an answer token or the final
+`<eos>` are unembedded. One model's evaluation on the `default` world computes 24,900 positions this way,
+instead of the 170,000 tokens of its 17,000 sequences.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
-
 
 # OpenUnlearning's TOFU generation length (configs/generation/default.yaml); greedy decoding stops earlier at <eos>.
 OU_MAX_NEW_TOKENS = 200
@@ -57,6 +66,20 @@ class AnswerScores:
         return float(self.correct.mean()) if len(self.correct) else float("nan")
 
 
+def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[list[int]]:
+    """Token ids of `texts` without special tokens, each distinct text encoded once (evaluation repeats a prompt
+    per answer), by the Rust tokenizer itself when there is one: the Python wrapper costs more than the encoding."""
+    distinct = list(dict.fromkeys(texts))
+    if tokenizer.is_fast:
+        encoded = [
+            encoding.ids for encoding in tokenizer.backend_tokenizer.encode_batch(distinct, add_special_tokens=False)
+        ]
+    else:
+        encoded = tokenizer(distinct, add_special_tokens=False).input_ids
+    ids = dict(zip(distinct, encoded))
+    return [ids[text] for text in texts]
+
+
 def encode_prompt_answer(
     tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str]
 ) -> tuple[list[list[int]], list[int]]:
@@ -64,12 +87,125 @@ def encode_prompt_answer(
     prompts, answers = list(prompts), list(answers)  # also accepts datasets columns
     if len(prompts) != len(answers):
         raise ValueError(f"`prompts` and `answers` differ in length ({len(prompts)} vs {len(answers)})")
-    prompt_ids = tokenizer(prompts, add_special_tokens=False).input_ids
-    full_ids = tokenizer([f"{p} {a}" for p, a in zip(prompts, answers)], add_special_tokens=False).input_ids
+    prompt_ids = _token_ids(tokenizer, prompts)
+    full_ids = _token_ids(tokenizer, [f"{p} {a}" for p, a in zip(prompts, answers)])
     for prompt, full in zip(prompt_ids, full_ids):
         if full[: len(prompt)] != prompt or len(full) == len(prompt):
             raise ValueError("tokenizer is not prefix-consistent for these prompts/answers (or an answer is empty)")
     return full_ids, [len(prompt) for prompt in prompt_ids]
+
+
+# Tokens per packed row of the forward pass. Items sorted by their tokens share a row while their prefix trees fit:
+# the options scored after one prompt, the facts of one subject. Attention inside a row grows with its square, so
+# 64 keeps it a few percent of the layers' cost while nearly every shared prefix lands in one row (measured on the
+# `default` world's evaluation: 24,900 positions computed at 64, 23,500 at 256, 153,600 unshared).
+ROW_TOKENS = 64
+
+
+@dataclass
+class _Row:
+    """One row of a packed batch: prefix trees of several items, each position computed once."""
+
+    tokens: list[int] = field(default_factory=list)
+    parents: list[int] = field(default_factory=list)  # the row position of the token before it (-1: none)
+    depths: list[int] = field(default_factory=list)  # its position in its own sequence: the position id
+    items: list[tuple[int, list[int]]] = field(default_factory=list)  # item index, row positions of its tokens
+
+
+def _pack(sequences: list[list[int]], capacity: int) -> list[_Row]:
+    """`sequences` in sorted order, packed as prefix trees into rows of at most `capacity` positions (or one
+    sequence, when it is longer). In sorted order an item's longest prefix already in the row is its common
+    prefix with the item added before it."""
+    rows: list[_Row] = []
+    previous: list[int] = []
+    path: list[int] = []  # row positions of `previous`
+    for index in sorted(range(len(sequences)), key=sequences.__getitem__):
+        sequence = sequences[index]
+        shared = 0
+        while shared < min(len(previous), len(sequence)) and previous[shared] == sequence[shared]:
+            shared += 1
+        if not rows or len(rows[-1].tokens) + len(sequence) - shared > capacity:
+            rows.append(_Row())
+            shared = 0
+        row = rows[-1]
+        path = path[:shared]
+        for depth in range(shared, len(sequence)):
+            row.parents.append(path[-1] if path else -1)
+            row.depths.append(depth)
+            path.append(len(row.tokens))
+            row.tokens.append(sequence[depth])
+        row.items.append((index, list(path)))
+        previous = sequence
+    return rows
+
+
+def _batches(rows: list[_Row], batch_size: int) -> list[list[_Row]]:
+    """Consecutive rows, `batch_size` items or a little more per batch."""
+    batches: list[list[_Row]] = [[]]
+    count = 0
+    for row in rows:
+        if count >= batch_size:
+            batches.append([])
+            count = 0
+        batches[-1].append(row)
+        count += len(row.items)
+    return batches if rows else []
+
+
+def _spread(batches: list, work: Callable[[Any], Any], distributed: bool) -> list:
+    """`work` on every batch, in order. With `distributed`, batch k runs on process k mod N (of accelerate's
+    `PartialState`) and the results are gathered on every process: each batch is built before it is spread, so
+    its result does not depend on the process count."""
+    if not distributed:
+        return [work(batch) for batch in batches]
+    from accelerate import PartialState
+    from accelerate.utils import gather_object
+
+    state = PartialState()
+    mine = [(k, work(batch)) for k, batch in enumerate(batches) if k % state.num_processes == state.process_index]
+    return [result for _, result in sorted(gather_object(mine), key=lambda pair: pair[0])]
+
+
+def _score_batch(
+    model: PreTrainedModel, rows: list[_Row], sequences: list[list[int]], prompt_lengths: list[int], eos_id: int
+) -> tuple[list[int], np.ndarray, np.ndarray]:
+    """One forward pass over packed `rows`: the items in them, and for each item, in order, the log-probability
+    and the argmax at every position that predicts an answer token or the final `<eos>`."""
+    width = max(len(row.tokens) for row in rows)
+    input_ids = np.zeros((len(rows), width), np.int64)  # padding positions see only themselves; never read
+    position_ids = np.zeros((len(rows), width), np.int64)
+    visible = np.zeros((len(rows), width, width), bool)
+    visible[:, np.arange(width), np.arange(width)] = True
+    flat_positions, targets, items = [], [], []
+    for r, row in enumerate(rows):
+        input_ids[r, : len(row.tokens)] = row.tokens
+        position_ids[r, : len(row.depths)] = row.depths
+        for position, parent in enumerate(row.parents):  # a position sees its prefix: its parent's view and itself
+            if parent >= 0:
+                visible[r, position] |= visible[r, parent]
+        for index, path in row.items:
+            start = prompt_lengths[index] - 1  # the last prompt token predicts the first answer token
+            flat_positions += [r * width + position for position in path[start:]]
+            targets += sequences[index][start + 1 :] + [eos_id]
+            items.append(index)
+    device = next(model.parameters()).device
+    dtype = model.get_output_embeddings().weight.dtype
+    # Additive mask, which eager and SDPA attention both take as it is.
+    mask = torch.zeros(visible.shape, dtype=dtype).masked_fill_(torch.from_numpy(~visible), torch.finfo(dtype).min)
+    hidden = model.get_decoder()(
+        input_ids=torch.from_numpy(input_ids).to(device),
+        attention_mask=mask[:, None].to(device),
+        position_ids=torch.from_numpy(position_ids).to(device),
+        use_cache=False,
+    ).last_hidden_state
+    # Options after one prompt share the position predicting their first token: unembed each position once.
+    unique, inverse = np.unique(np.array(flat_positions, np.int64), return_inverse=True)
+    selected = hidden.reshape(-1, hidden.shape[-1])[torch.from_numpy(unique).to(device)]
+    logprobs = torch.log_softmax(model.get_output_embeddings()(selected).float(), dim=-1)
+    inverse = torch.from_numpy(inverse).to(device)
+    target_logprobs = logprobs[inverse, torch.tensor(targets, device=device)]
+    predicted = logprobs.argmax(-1)[inverse]
+    return items, target_logprobs.cpu().numpy(), predicted.cpu().numpy()
 
 
 @torch.inference_mode()
@@ -80,48 +216,39 @@ def score_answers(
     answers: list[str],
     *,
     batch_size: int = 256,
+    distributed: bool = False,
 ) -> AnswerScores:
-    """Score `answers` + `<eos>` after `prompts` in batches of `batch_size` (model put in eval mode, then restored)."""
+    """Score `answers` + `<eos>` after `prompts`, about `batch_size` items per forward pass (model put in eval mode,
+    then restored). With `distributed`, every process of the run must call it with the same items: the batches are
+    split between the processes and every process gets all the scores, the same as one process computes."""
     full_ids, prompt_lengths = encode_prompt_answer(tokenizer, prompts, answers)
-    pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
-    device = next(model.parameters()).device
+    eos_id = tokenizer.eos_token_id
     was_training = model.training
     model.eval()
-    correct, ends, token_logprobs, eos_logprobs, predicted_ids, target_ids = [], [], [], [], [], []
     try:
-        for start in range(0, len(full_ids), batch_size):
-            rows = [row + [eos_id] for row in full_ids[start : start + batch_size]]
-            width = max(len(row) for row in rows)
-            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, row in enumerate(rows):
-                input_ids[i, : len(row)] = torch.tensor(row)
-                attention_mask[i, : len(row)] = 1
-            input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-            logits = model(input_ids=input_ids, attention_mask=attention_mask).logits.float()
-            # Position t predicts token t + 1.
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            targets = input_ids[:, 1:]
-            target_logprobs = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1).cpu().numpy()
-            argmax = logprobs.argmax(-1).cpu().numpy()
-            targets = targets.cpu().numpy()
-            for i, row in enumerate(rows):
-                # Predictions of the answer tokens, then of the <eos> (the row's last token).
-                answer = slice(prompt_lengths[start + i] - 1, len(row) - 2)
-                eos = len(row) - 2
-                token_logprobs.append(target_logprobs[i, answer])
-                predicted_ids.append(argmax[i, answer])
-                target_ids.append(targets[i, answer])
-                eos_logprobs.append(float(target_logprobs[i, eos]))
-                correct.append(bool((predicted_ids[-1] == target_ids[-1]).all()))
-                ends.append(correct[-1] and bool(argmax[i, eos] == eos_id))
+        batches = _batches(_pack(full_ids, max([ROW_TOKENS, *map(len, full_ids)])), batch_size)
+        results = _spread(
+            batches, lambda rows: _score_batch(model, rows, full_ids, prompt_lengths, eos_id), distributed
+        )
     finally:
         model.train(was_training)
+    token_logprobs, predicted_ids, eos_logprobs, eos_predicted = [None] * len(full_ids), [None] * len(full_ids), {}, {}
+    for items, logprobs, predicted in results:
+        offset = 0
+        for index in items:
+            answer_length = len(full_ids[index]) - prompt_lengths[index]
+            token_logprobs[index] = logprobs[offset : offset + answer_length]
+            predicted_ids[index] = predicted[offset : offset + answer_length]
+            eos_logprobs[index] = float(logprobs[offset + answer_length])
+            eos_predicted[index] = int(predicted[offset + answer_length])
+            offset += answer_length + 1
+    target_ids = [np.array(ids[length:], np.int64) for ids, length in zip(full_ids, prompt_lengths)]
+    correct = np.array([bool((p == t).all()) for p, t in zip(predicted_ids, target_ids)], bool)
     return AnswerScores(
-        correct=np.array(correct, bool),
-        ends=np.array(ends, bool),
+        correct=correct,
+        ends=correct & np.array([eos_predicted[i] == eos_id for i in range(len(full_ids))], bool),
         token_logprobs=token_logprobs,
-        eos_logprobs=np.array(eos_logprobs, np.float64),
+        eos_logprobs=np.array([eos_logprobs[i] for i in range(len(full_ids))], np.float64),
         predicted_ids=predicted_ids,
         target_ids=target_ids,
     )
@@ -135,40 +262,87 @@ def generate_answers(
     *,
     max_new_tokens: int = OU_MAX_NEW_TOKENS,
     batch_size: int = 256,
+    distributed: bool = False,
 ) -> list[str]:
     """Greedy continuations of `prompts` up to `<eos>` or `max_new_tokens`, decoded without special tokens.
 
     As OpenUnlearning's `rouge` metric generates (left-padded batches, `<eos>` ends a sequence), so ROUGE on
     these texts is OU's. The prompt is `prompt + " "`, what OU builds with the export's template tags;
-    a whitespace tokenizer encodes it as the prompt alone.
+    a whitespace tokenizer encodes it as the prompt alone. Prompts are batched by length (little padding), and
+    `generate` stops a batch once every row has ended. `distributed` as in `score_answers`.
     """
     if max_new_tokens < 1:
         raise ValueError(f"`max_new_tokens` must be >= 1, got {max_new_tokens}")
-    prompt_ids = tokenizer([f"{prompt} " for prompt in prompts], add_special_tokens=False).input_ids
+    prompt_ids = _token_ids(tokenizer, [f"{prompt} " for prompt in prompts])
     pad_id, eos_id = tokenizer.pad_token_id, tokenizer.eos_token_id
     device = next(model.parameters()).device
+    order = sorted(range(len(prompt_ids)), key=lambda i: len(prompt_ids[i]))
+    batches = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
+
+    def generate(batch: list[int]) -> list[str]:
+        rows = [prompt_ids[i] for i in batch]
+        width = max(len(row) for row in rows)
+        input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for i, row in enumerate(rows):  # left padding: every prompt ends where generation starts
+            input_ids[i, width - len(row) :] = torch.tensor(row)
+            attention_mask[i, width - len(row) :] = 1
+        output = model.generate(
+            input_ids=input_ids.to(device),
+            attention_mask=attention_mask.to(device),
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=eos_id,
+            pad_token_id=pad_id,
+        )
+        # Finished sequences are padded after their <eos>; decoding skips both.
+        return [text.strip() for text in tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)]
+
     was_training = model.training
     model.eval()
-    texts = []
     try:
-        for start in range(0, len(prompt_ids), batch_size):
-            rows = prompt_ids[start : start + batch_size]
-            width = max(len(row) for row in rows)
-            input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-            attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-            for i, row in enumerate(rows):  # left padding: every prompt ends where generation starts
-                input_ids[i, width - len(row) :] = torch.tensor(row)
-                attention_mask[i, width - len(row) :] = 1
-            output = model.generate(
-                input_ids=input_ids.to(device),
-                attention_mask=attention_mask.to(device),
-                do_sample=False,
-                max_new_tokens=max_new_tokens,
-                eos_token_id=eos_id,
-                pad_token_id=pad_id,
-            )
-            # Finished sequences are padded after their <eos>; decoding skips both.
-            texts += [text.strip() for text in tokenizer.batch_decode(output[:, width:], skip_special_tokens=True)]
+        generated = _spread(batches, generate, distributed)
     finally:
         model.train(was_training)
+    texts = [""] * len(prompt_ids)
+    for batch, batch_texts in zip(batches, generated):
+        for index, text in zip(batch, batch_texts):
+            texts[index] = text
+    return texts
+
+
+def greedy_answers(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    scores: AnswerScores,
+    *,
+    batch_size: int = 256,
+    distributed: bool = False,
+) -> list[str]:
+    """`generate_answers(prompts)` (OU's 200 tokens), generating only where `scores`, teacher-forced scores of
+    answers after `prompts`, already say what greedy decoding produces: where every answer token and then `<eos>`
+    is the argmax (`scores.ends`) and the generation prompt is the scored one, it is the answer, then the end.
+    A memorised fact then costs no generation at all."""
+    prompts = list(prompts)
+    if len(prompts) != len(scores.ends):
+        raise ValueError(f"`prompts` and `scores` differ in length ({len(prompts)} vs {len(scores.ends)})")
+    same_prompt = [
+        a == b for a, b in zip(_token_ids(tokenizer, prompts), _token_ids(tokenizer, [f"{p} " for p in prompts]))
+    ]
+    known = [
+        bool(ends) and same and len(target) <= OU_MAX_NEW_TOKENS
+        for ends, same, target in zip(scores.ends, same_prompt, scores.target_ids)
+    ]
+    texts = [
+        tokenizer.decode(target, skip_special_tokens=True).strip() if k else ""
+        for k, target in zip(known, scores.target_ids)
+    ]
+    unknown = [i for i, k in enumerate(known) if not k]
+    if unknown:
+        generated = generate_answers(
+            model, tokenizer, [prompts[i] for i in unknown], batch_size=batch_size, distributed=distributed
+        )
+        for i, text in zip(unknown, generated):
+            texts[i] = text
     return texts

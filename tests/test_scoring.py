@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+from behemoth_hf import scoring
 from behemoth_hf.export import TEMPLATE_ARGS
 from behemoth_hf.metrics import rouge_scores
 from behemoth_hf.modeling import build_model
-from behemoth_hf.scoring import generate_answers, score_answers
+from behemoth_hf.scoring import encode_prompt_answer, generate_answers, score_answers
 from behemoth_hf.splits import fact_table
 from behemoth_hf.tokenizer import build_tokenizer
 
@@ -55,6 +56,57 @@ def test_probability_is_exp_minus_mean_nll_of_the_answer_and_eos(setting):
         assert scores.predicted_ids[i].tolist() == greedy[:-1]
         assert scores.correct[i] == (greedy[:-1] == ids[labelled[0] : labelled[-1]])
         assert scores.ends[i] == (scores.correct[i] and greedy[-1] == tokenizer.eos_token_id)
+
+
+def _full_logits_scores(model, tokenizer, prompts, answers) -> dict[str, list]:
+    """The obvious scorer: each item alone, unpadded, the full log-softmax at every position."""
+    full_ids, prompt_lengths = encode_prompt_answer(tokenizer, prompts, answers)
+    fields = {
+        name: [] for name in ("token_logprobs", "eos_logprobs", "predicted_ids", "target_ids", "correct", "ends")
+    }
+    for ids, length in zip(full_ids, prompt_lengths):
+        ids = ids + [tokenizer.eos_token_id]
+        with torch.no_grad():
+            logprobs = torch.log_softmax(model(torch.tensor([ids])).logits[0, :-1].float(), -1)
+        target = torch.tensor(ids[1:])
+        lp, argmax = logprobs[torch.arange(len(target)), target].numpy(), logprobs.argmax(-1).numpy()
+        answer = slice(length - 1, len(ids) - 2)
+        fields["token_logprobs"].append(lp[answer])
+        fields["eos_logprobs"].append(float(lp[-1]))
+        fields["predicted_ids"].append(argmax[answer])
+        fields["target_ids"].append(np.array(ids[length:-1]))
+        fields["correct"].append(bool((argmax[answer] == fields["target_ids"][-1]).all()))
+        fields["ends"].append(fields["correct"][-1] and argmax[-1] == tokenizer.eos_token_id)
+    return fields
+
+
+@pytest.mark.parametrize("preset", ["tiny", "tiny-gpt2", "tiny-llama"])
+@pytest.mark.parametrize("row_tokens", [scoring.ROW_TOKENS, 12])
+def test_packed_scoring_equals_scoring_each_item_alone(tiny_world, preset, row_tokens, monkeypatch):
+    """Items share prompts (perturbed options, repeats) and prompt beginnings (a subject's facts), answers have
+    several tokens, and with 12 tokens per row prefix trees are cut between rows and long items get a row of their
+    own: every field equals the full-logits scorer's."""
+    monkeypatch.setattr(scoring, "ROW_TOKENS", row_tokens)
+    tokenizer = build_tokenizer(tiny_world.lexicon)
+    model = build_model(
+        preset, len(tokenizer), eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, seed=5
+    ).eval()
+    rows = fact_table(tiny_world, "retain").to_pylist()[:10]
+    prompts, answers = [], []
+    for row in rows:
+        for answer in [row["answer"], *row["perturbed_answer"], " ".join(row["perturbed_answer"][:3])]:
+            prompts.append(row["prompt"])
+            answers.append(answer)
+    prompts += [rows[0]["question"], rows[0]["prompt"]]  # a repeated item, and a prompt of another template
+    answers += [rows[0]["answer"], rows[0]["answer"]]
+    scores = score_answers(model, tokenizer, prompts, answers, batch_size=7)
+    reference = _full_logits_scores(model, tokenizer, prompts, answers)
+    for name in ("token_logprobs", "predicted_ids", "target_ids"):
+        assert len(getattr(scores, name)) == len(prompts)
+        for got, expected in zip(getattr(scores, name), reference[name]):
+            np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
+    np.testing.assert_allclose(scores.eos_logprobs, reference["eos_logprobs"], rtol=1e-6)
+    assert scores.correct.tolist() == reference["correct"] and scores.ends.tolist() == reference["ends"]
 
 
 def _always_predict(model, token_id: int) -> None:
