@@ -252,7 +252,17 @@ def run_identity(arguments: dict[str, Any], dataset_fingerprint: str) -> dict[st
         "dataloader_num_workers",  # the batches are the same whoever prepares them
         "report_to",
     }
-    return {**{k: v for k, v in arguments.items() if k not in ignored}, "dataset_fingerprint": dataset_fingerprint}
+    kept = {
+        name: value
+        for name, value in arguments.items()
+        if name not in ignored and not (name in _OFF_VALUES and value == _OFF_VALUES[name])
+    }
+    return {**kept, "dataset_fingerprint": dataset_fingerprint}
+
+
+# Options added after models were first trained: part of a run's identity only when switched on, so a model or
+# checkpoint made before they existed keeps its identity (reused, resumable) when they are off.
+_OFF_VALUES = {"packing": "none", "torch_compile": False}
 
 
 # ---------------------------------------------------------------------------------------------- data

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 from pathlib import Path
 
@@ -12,7 +13,14 @@ from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.modeling import build_model
-from behemoth_hf.pretrain import PACKED_ROW_TOKENS, TRACKERS, PretrainArguments, SentenceBatches, pretrain
+from behemoth_hf.pretrain import (
+    PACKED_ROW_TOKENS,
+    TRACKERS,
+    PretrainArguments,
+    SentenceBatches,
+    pretrain,
+    run_identity,
+)
 
 TINY_YAML = str(Path(__file__).parents[1] / "trainer_configs" / "pretrain_tiny.yaml")
 
@@ -250,3 +258,13 @@ def test_bad_new_options_fail_at_construction(tmp_path):
     if missing is not None:
         with pytest.raises(ValueError, match=f"needs the {missing} package: pip install {missing}"):
             _tiny_args(tmp_path / "x", report_to=missing)
+
+
+def test_options_added_later_leave_older_runs_their_identity():
+    # A model trained before `packing`/`torch_compile` existed keeps its identity while they are off (reused by
+    # quickstart/experiment, resumable), and switching either on makes another run.
+    arguments = dataclasses.asdict(PretrainArguments(dataset="tiny", output_dir="/tmp/x"))
+    older = {name: value for name, value in arguments.items() if name not in ("packing", "torch_compile")}
+    assert run_identity(older, "f") == run_identity(arguments, "f")
+    assert run_identity({**arguments, "packing": "sentences"}, "f") != run_identity(arguments, "f")
+    assert run_identity({**arguments, "torch_compile": True}, "f") != run_identity(arguments, "f")
