@@ -26,7 +26,7 @@ from behemoth_hf.editors.layers import family, projection_name, weight_matrix
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.staging import check_output
 from behemoth_hf.unlearn.restriction import parse_layers
-from behemoth_hf.unlearn.run import MIN_NLL_CHANGE, RECORD_FILE, _save, forget_effect, select_forget_rows
+from behemoth_hf.unlearn.run import MIN_NLL_CHANGE, RECORD_FILE, forget_effect, save_run, select_forget_rows
 
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
         "log_history": logs,
         "arguments": dataclasses.asdict(args),
     }
-    _save(model, tokenizer, record, output, args.overwrite)
+    save_run(model, tokenizer, record, output, args.overwrite)
     return record
 
 

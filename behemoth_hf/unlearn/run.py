@@ -180,7 +180,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "arguments": {k: v for k, v in dataclasses.asdict(args).items() if _jsonable(v)},
     }
     if trainer.is_world_process_zero():
-        _save(merged_model(trainer.model), tokenizer, record, output, args.overwrite)
+        save_run(merged_model(trainer.model), tokenizer, record, output, args.overwrite)
     trainer.accelerator.wait_for_everyone()  # under several processes the others return once the model is saved
     return record
 
@@ -216,7 +216,8 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def _save(model, tokenizer, record: dict[str, Any], output: Path, overwrite: bool) -> None:
+def save_run(model, tokenizer, record: dict[str, Any], output: Path, overwrite: bool) -> None:
+    """Write an unlearned or edited model folder: weights, tokenizer, model card, and the record last (staged)."""
     from behemoth_hf.cards import write_unlearning_card
 
     with staged_output(output, RECORD_FILE, overwrite=overwrite) as staging:
