@@ -71,7 +71,7 @@ def configs_command(argv: list[str]) -> int:
     return 0
 
 
-def _main_process_print(message: str) -> None:
+def main_process_print(message: str) -> None:
     """Print once under torchrun / accelerate launch (they set RANK in every process they start)."""
     if os.environ.get("RANK", "0") == "0":
         print(message)
@@ -85,7 +85,7 @@ def pretrain_command(argv: list[str]) -> int:
     (args,) = parse_dataclasses((PretrainArguments,), argv, prog="behemoth pretrain")
     record = pretrain(args)
     accuracy = ", ".join(f"{split} {value:.3f}" for split, value in record["accuracy"].items())
-    _main_process_print(
+    main_process_print(
         f"saved {args.output_dir} after {record['steps']} updates ({record['wall_seconds']} s); accuracy: {accuracy}"
     )
     return 0
@@ -103,7 +103,7 @@ def _unlearning(argv: list[str], prog: str, method: str | None) -> int:
     if method is None and args.method == "edit":
         raise ValueError("`method=edit` writes new answers: run it with `behemoth edit`")
     record = run_unlearning(args)
-    _main_process_print(
+    main_process_print(
         f"saved {args.output_dir}: {record['method']}, {record['steps']} steps, "
         f"{record['trainable_parameters']:,} trainable parameters ({record['wall_seconds']} s)"
     )
@@ -139,14 +139,15 @@ def evaluate_command(argv: list[str]) -> int:
 
     (args,) = parse_dataclasses((EvaluationArguments,), argv, prog="behemoth evaluate")
     all_results = run_evaluation(args)
+    lines = []
     for name, results in all_results.items():
         headline = ", ".join(
             f"{key} {results[key]['agg_value']:.3g}"
             for key in ("forget_accuracy", "retain_accuracy", "forget_quality", "model_utility")
             if results[key]["agg_value"] is not None
         )
-        print(f"{name}: {headline}")
-    print(f"report: {Path(args.output_dir) / REPORT_FILE}")
+        lines.append(f"{name}: {headline}")
+    main_process_print("\n".join([*lines, f"report: {Path(args.output_dir) / REPORT_FILE}"]))
     return 0
 
 

@@ -32,7 +32,8 @@ def attack_command(argv: list[str]) -> int:
     arguments_class, run = runners[attack]
     (args,) = parse_dataclasses((arguments_class,), argv[1:], prog=f"behemoth attack {attack}")
     run(args)
+    from behemoth_hf.cli import main_process_print
+
     table = Path(args.output_dir) / f"{attack}.md"
-    print(table.read_text())
-    print(f"table: {table}")
+    main_process_print(f"{table.read_text()}\ntable: {table}")
     return 0
