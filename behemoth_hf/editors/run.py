@@ -26,7 +26,14 @@ from behemoth_hf.editors.layers import family, projection_name, weight_matrix
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.staging import check_output
 from behemoth_hf.unlearn.restriction import parse_layers
-from behemoth_hf.unlearn.run import MIN_NLL_CHANGE, RECORD_FILE, forget_effect, save_run, select_forget_rows
+from behemoth_hf.unlearn.run import (
+    MIN_NLL_CHANGE,
+    RECORD_FILE,
+    forget_effect,
+    run_header,
+    save_run,
+    select_forget_rows,
+)
 
 
 logger = logging.getLogger(__name__)
@@ -118,8 +125,8 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
         if not all(null_space.values()):
             raise ValueError(
                 f"`nullspace_threshold` {args.nullspace_threshold:g}: the key covariance of layer(s) "
-                f"{[layer for layer, size in null_space.items() if not size]} has no eigenvalue below it, so AlphaEdit "
-                "can change nothing there; raise it or choose other `layers`"
+                f"{[layer for layer, size in null_space.items() if not size]} has no eigenvalue below it, so "
+                "AlphaEdit can change nothing there; raise it or choose other `layers`"
             )
     before = score_answers(model, tokenizer, rows["prompt"], rows["target_new"])
     if args.method == "rome":
@@ -141,13 +148,7 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
         logger.warning(warning)
     edited = [f"{projection_name(model, layer)}.weight" for layer in layers]
     record = {
-        "method": args.method,
-        "model": args.model,
-        "dataset": data.source,
-        "dataset_config": data.config.name,
-        "dataset_fingerprint": data.fingerprint,
-        "forget_split": args.forget_split,
-        "request": {"request": args.request, "num_requests": args.num_requests},
+        **run_header(args, data),
         "num_forget_examples": len(rows),
         "edited_fact_ids": list(rows["fact_id"]),
         "num_subjects": len(edits),
@@ -197,10 +198,11 @@ def editor_command(argv: list[str]) -> int:
 
     (args,) = parse_dataclasses((EditorArguments,), argv, prog="behemoth edit")
     record = run_editor(args)
+    effect = record["forget_effect"]
     print(
         f"saved {args.output_dir}: {record['method']} on layer(s) {record['layers']}, {record['num_forget_examples']} "
-        f"facts of {record['num_subjects']} subjects, new-target accuracy {record['forget_effect']['accuracy_before']:.3f}"
-        f" -> {record['forget_effect']['accuracy_after']:.3f} ({record['wall_seconds']} s)"
+        f"facts of {record['num_subjects']} subjects, new-target accuracy {effect['accuracy_before']:.3f} -> "
+        f"{effect['accuracy_after']:.3f} ({record['wall_seconds']} s)"
     )
     return 0
 

@@ -142,13 +142,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     for warning in warnings:
         logger.warning(warning)
     record = {
-        "method": args.method,
-        "model": args.model,
-        "dataset": data.source,
-        "dataset_config": data.config.name,
-        "dataset_fingerprint": data.fingerprint,
-        "forget_split": args.forget_split,
-        "request": {"request": args.request, "num_requests": args.num_requests},
+        **run_header(args, data),
         "num_forget_examples": len(forget),
         "hyperparameters": {
             name: getattr(args, name)
@@ -214,6 +208,19 @@ def _jsonable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+def run_header(args, data: BehemothData) -> dict[str, Any]:
+    """The fields every unlearning/edit record opens with: what ran, on which model and data, for which request."""
+    return {
+        "method": args.method,
+        "model": args.model,
+        "dataset": data.source,
+        "dataset_config": data.config.name,
+        "dataset_fingerprint": data.fingerprint,
+        "forget_split": args.forget_split,
+        "request": {"request": args.request, "num_requests": args.num_requests},
+    }
 
 
 def save_run(model, tokenizer, record: dict[str, Any], output: Path, overwrite: bool) -> None:
