@@ -27,7 +27,8 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from behemoth_hf.data import BehemothData
 from behemoth_hf.editors.layers import added_at, captured_keys, captured_outputs, projection
 from behemoth_hf.render import CANONICAL, SUBJ, TEMPLATES
-from behemoth_hf.scoring import encode_prompt_answer
+from behemoth_hf.unlearn.data import encode_examples, pad_examples
+from behemoth_hf.unlearn.losses import IGNORE_INDEX, answer_log_probs
 
 
 logger = logging.getLogger(__name__)
@@ -161,18 +162,15 @@ def optimise_value(
     request of `edit` with its target (and `<eos>`) while keeping the subject's other facts' next-token
     distributions (KL) and `delta` small."""
     device = next(model.parameters()).device
-    eos = tokenizer.eos_token_id
-    full_ids, prompt_lengths = encode_prompt_answer(tokenizer, edit.prompts, edit.targets)
-    rewrite_ids = [ids + [eos] for ids in full_ids]
+    # The edit prompts with their targets and <eos> labelled, as every training example; then the essence prompts.
+    rewrites = encode_examples(tokenizer, edit.prompts, edit.targets)
     essence_ids = tokenizer(edit.essence_prompts, add_special_tokens=False).input_ids if edit.essence_prompts else []
-    token_ids = rewrite_ids + essence_ids
+    examples = rewrites + [{"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)} for ids in essence_ids]
+    token_ids = [example["input_ids"] for example in examples]
     positions = torch.tensor(subject_last_positions(tokenizer, token_ids, edit.subject), device=device)
-    input_ids, attention_mask = padded(token_ids, tokenizer.pad_token_id, device)
-    # Labels: each target token and the <eos> after it, predicted from the position before it.
-    labels = torch.full_like(input_ids, -100)
-    for i, (ids, start) in enumerate(zip(rewrite_ids, prompt_lengths)):
-        labels[i, start : len(ids)] = input_ids[i, start : len(ids)]
-    num_rewrite = len(rewrite_ids)
+    batch = {name: tensor.to(device) for name, tensor in pad_examples(examples, tokenizer.pad_token_id).items()}
+    input_ids, attention_mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
+    num_rewrite = len(rewrites)
     essence_last = torch.tensor([len(ids) - 1 for ids in essence_ids], device=device, dtype=torch.long)
     module = projection(model, layer)
 
@@ -229,12 +227,9 @@ def optimise_value(
 
 
 def _mean_target_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over rows of each row's mean NLL of its labelled tokens (position t predicts token t + 1)."""
-    logprobs = torch.log_softmax(logits[:, :-1].float(), dim=-1)
-    targets = labels[:, 1:]
-    mask = targets != -100
-    token_logprobs = logprobs.gather(-1, targets.clamp(min=0).unsqueeze(-1)).squeeze(-1) * mask
-    return (-token_logprobs.sum(1) / mask.sum(1)).mean()
+    """Mean over rows of each row's mean NLL of its labelled tokens."""
+    log_prob, num_tokens = answer_log_probs(logits, labels)
+    return (-log_prob / num_tokens).mean()
 
 
 def _last_logprobs(logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:

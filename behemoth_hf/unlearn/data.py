@@ -107,25 +107,33 @@ class GlobalBatchSampler(Sampler[list[int]]):
                 yield [order[position] for position in piece]
 
 
+def pad_examples(rows: list[dict[str, list[int]]], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded `input_ids` (pad token), `attention_mask` and `labels` (-100) of `encode_examples` rows."""
+    width = max(len(row["input_ids"]) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        length = len(row["input_ids"])
+        input_ids[i, :length] = torch.tensor(row["input_ids"])
+        labels[i, :length] = torch.tensor(row["labels"])
+        attention_mask[i, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
 class PairedCollator:
-    """Right-pads each part of the batch: input_ids with the pad token, labels with -100."""
+    """Right-pads each part of the batch (`pad_examples`) and keeps the examples' indices."""
 
     def __init__(self, pad_token_id: int):
         self.pad_token_id = pad_token_id
 
     def __call__(self, items: list[dict[str, Any]]) -> dict[str, Any]:
         batch: dict[str, Any] = {"index": torch.tensor([item["index"] for item in items])}
-        batch.update({part: self._pad([item[part] for item in items]) for part in items[0] if part != "index"})
+        batch.update(
+            {
+                part: pad_examples([item[part] for item in items], self.pad_token_id)
+                for part in items[0]
+                if part != "index"
+            }
+        )
         return batch
-
-    def _pad(self, rows: list[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
-        width = max(len(row["input_ids"]) for row in rows)
-        input_ids = torch.full((len(rows), width), self.pad_token_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            length = len(row["input_ids"])
-            input_ids[i, :length] = torch.tensor(row["input_ids"])
-            labels[i, :length] = torch.tensor(row["labels"])
-            attention_mask[i, :length] = 1
-        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
