@@ -107,6 +107,22 @@ def test_packed_scoring_equals_scoring_each_item_alone(tiny_world, preset, row_t
             np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
     np.testing.assert_allclose(scores.eos_logprobs, reference["eos_logprobs"], rtol=1e-6)
     assert scores.correct.tolist() == reference["correct"] and scores.ends.tolist() == reference["ends"]
+    # ... while the last block's MLP ran only at the positions whose logits are read (the first block's at all).
+    blocks = next(module for module in model.modules() if isinstance(module, torch.nn.ModuleList))
+    seen = {"first": 0, "last": 0}
+    for name, block in (("first", blocks[0]), ("last", blocks[-1])):
+        forward = block.mlp.forward
+
+        def counted(states, name=name, forward=forward):
+            seen[name] += states.shape[:-1].numel()
+            return forward(states)
+
+        monkeypatch.setattr(block.mlp, "forward", counted)
+    score_answers(model, tokenizer, prompts, answers, batch_size=7)
+    full_ids, prompt_lengths = encode_prompt_answer(tokenizer, prompts, answers)
+    read = {tuple(ids[:end]) for ids, length in zip(full_ids, prompt_lengths) for end in range(length, len(ids) + 1)}
+    assert len(read) <= seen["last"] <= sum(len(ids) - length + 1 for ids, length in zip(full_ids, prompt_lengths))
+    assert seen["last"] < seen["first"]
 
 
 def _always_predict(model, token_id: int) -> None:
