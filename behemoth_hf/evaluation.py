@@ -141,10 +141,19 @@ class ModelEvaluator:
     """
 
     def __init__(
-        self, model, data: BehemothData, batch_size: int, mia_k: float, probes: bool = False, distributed: bool = False
+        self,
+        model,
+        data: BehemothData,
+        batch_size: int,
+        mia_k: float,
+        probes: bool = False,
+        distributed: bool = False,
+        edited_fact_ids: list[int] | None = None,
     ):
         self.model, self.data, self.batch_size, self.mia_k, self.probes = model, data, batch_size, mia_k, probes
         self.tokenizer, self.distributed = data.tokenizer, distributed
+        # An edit of some forget facts (`num_edits`, `facts_per_subject`, a request) is judged on those facts.
+        self.edited_fact_ids = None if edited_fact_ids is None else set(edited_fact_ids)
         self._scored: dict[tuple[str, str], tuple] = {}
 
     @cached_property
@@ -365,6 +374,9 @@ class ModelEvaluator:
 
     def _editing(self, results: dict, scores: dict[str, AnswerScores], base_predictions: list | None) -> None:
         forget = self.columns["forget"]
+        if self.edited_fact_ids is not None:
+            kept = [i for i, fact_id in enumerate(forget["fact_id"]) if fact_id in self.edited_fact_ids]
+            forget = {name: [column[i] for i in kept] for name, column in forget.items()}
         indices = _fact_ids(forget)
         for name, prompts in (
             ("edit_reliability", forget["prompt"]),
@@ -386,6 +398,10 @@ class ModelEvaluator:
         if "dependent" not in self.data.fact_splits:
             return
         dependent = self.data.fact_splits["dependent"]
+        old_correct = metrics.item_values(results["dependent_accuracy"]).astype(bool)
+        if self.edited_fact_ids is not None:  # only the facts that depend on an edited one can follow it
+            kept = [i for i, base in enumerate(dependent["depends_on"]) if base in self.edited_fact_ids]
+            dependent, old_correct = dependent.select(kept), old_correct[kept]
         has_target = np.array([bool(answer) for answer in dependent["propagated_answer"]])
         propagated_correct = np.zeros(len(dependent), bool)
         with_target = dependent.select(np.flatnonzero(has_target))
@@ -396,7 +412,6 @@ class ModelEvaluator:
             results["edit_portability"] = metrics.metric_result(
                 float(values.mean()), values, indices=_fact_ids(with_target)
             )
-        old_correct = metrics.item_values(results["dependent_accuracy"]).astype(bool)
         outcomes = metrics.classify_propagation_from_correct(old_correct, propagated_correct)
         for outcome, rate in metrics.propagation_rates(outcomes).items():
             results[f"propagation_{outcome}"] = metrics.metric_result(rate)
@@ -417,18 +432,28 @@ def add_reference_metrics(results: dict[str, Any], oracle: dict[str, Any] | None
         results["privleak"] = metrics.metric_result(metrics.privleak(results["mia_min_k"]["agg_value"], reference_auc))
 
 
-def is_edit_run(model: str | Path) -> bool:
-    """Was the model folder made by `behemoth edit` (its unlearning record says so)?"""
+def _edit_record(model: str | Path) -> dict | None:
+    """The record of a model folder made by `behemoth edit` (fine-tuning or an editor), else None."""
     from behemoth_hf.editors import EDITOR_CHOICES
     from behemoth_hf.unlearn.run import RECORD_FILE
 
-    record = Path(model) / RECORD_FILE
-    return record.is_file() and json.loads(record.read_text()).get("method") in ("edit", *EDITOR_CHOICES)
+    path = Path(model) / RECORD_FILE
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    return record if record.get("method") in ("edit", *EDITOR_CHOICES) else None
+
+
+def is_edit_run(model: str | Path) -> bool:
+    """Was the model folder made by `behemoth edit` (its unlearning record says so)?"""
+    return _edit_record(model) is not None
 
 
 def _evaluator(path: str, data: BehemothData, args: EvaluationArguments, distributed: bool) -> ModelEvaluator:
     model, _ = load_model(data, path)
-    return ModelEvaluator(model, data, args.batch_size, args.mia_k, args.probes, distributed=distributed)
+    record = _edit_record(path)
+    edited = record.get("edited_fact_ids") if record is not None else None
+    return ModelEvaluator(
+        model, data, args.batch_size, args.mia_k, args.probes, distributed=distributed, edited_fact_ids=edited
+    )
 
 
 def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:

@@ -8,6 +8,11 @@ sweep resumes where it stopped. For each variant the learning rate with the best
 score is kept, and the table reports that setting's mean and spread over seeds; every run is also
 kept in `runs.json`.
 
+A variant whose `method` is an editor (`rome`, `memit`, `alphaedit`) runs `behemoth edit --method` instead of a
+Trainer (no learning rates: its grid is empty); its arguments are `EditorArguments`. A `lines` plot draws one line
+per series of variants along a numeric variant argument (`along: num_edits`): a variant named `rome@40` is the
+point 40 of series `rome`.
+
 Robustness: a variant with `num_requests: k` unlearns the forget set as k requests in turn
 (`sequential.py`, curves in a `requests` plot); `attacks:` (`attacks/suite.py`) attacks every kept run
 and the oracle, adding the attack metrics to the table; `start_bits: b` starts every run from the
@@ -56,7 +61,7 @@ DERIVED = {
 }
 
 
-PLOT_KINDS = ("curve", "pareto", "requests", "relearn")
+PLOT_KINDS = ("curve", "pareto", "requests", "relearn", "lines")
 
 
 def _hmean(*values: float) -> float:
@@ -149,6 +154,14 @@ class Experiment:
                 raise ValueError(f"plot kind must be one of {list(PLOT_KINDS)}, got {plot.get('kind')!r}")
             if plot["kind"] == "relearn" and "relearn" not in self.attacks:
                 raise ValueError("a `relearn` plot needs the relearn attack (`attacks: {relearn: ...}`)")
+            if plot["kind"] == "lines":
+                along = plot.get("along")
+                for variant in self.variants:
+                    if "@" not in variant.name or not isinstance(variant.args.get(along), (int, float)):
+                        raise ValueError(
+                            f"a `lines` plot needs every variant named `<series>@<point>` with a number for its "
+                            f"`along` argument ({along!r}); variant {variant.name!r} has args {variant.args}"
+                        )
             if not plot.get("file"):
                 raise ValueError(f"every plot needs a `file` name, got {plot}")
         # Build every run's arguments once now, so a typo fails before any training.
@@ -160,6 +173,7 @@ class Experiment:
         return root / "model" if self.start_bits is None else root / f"model-int{self.start_bits}"
 
     def runs(self, root: Path) -> list[dict[str, Any]]:
+        from behemoth_hf.editors import EDITOR_CHOICES, EditorArguments
         from behemoth_hf.unlearn import UnlearningArguments
 
         start = self.start_model(root)
@@ -174,9 +188,8 @@ class Experiment:
                     folder = root / "runs" / self.name / f"{variant.name}-lr{learning_rate}-seed{seed}"
 
                     def arguments(settings=settings, folder=folder):
-                        return UnlearningArguments(
-                            model=str(start), dataset=str(root / "data"), output_dir=str(folder), **settings
-                        )
+                        kind = EditorArguments if settings.get("method") in EDITOR_CHOICES else UnlearningArguments
+                        return kind(model=str(start), dataset=str(root / "data"), output_dir=str(folder), **settings)
 
                     runs.append(
                         {
@@ -305,6 +318,8 @@ def run_experiment(
 
 def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: Path, start_results: dict):
     """Train and evaluate one run (or reuse it); its record (with the requests curve) and final model folder."""
+    from behemoth_hf.editors import EditorArguments
+    from behemoth_hf.editors.run import run_editor
     from behemoth_hf.evaluation import EvaluationArguments, RESULTS_NAME, run_evaluation
     from behemoth_hf.sequential import SEQUENTIAL_FILE, SequentialArguments, curve_point, run_sequential
     from behemoth_hf.unlearn.run import RECORD_FILE as UNLEARNING_RECORD
@@ -315,7 +330,8 @@ def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: 
     # Everything a run's outputs depend on; a run made with other arguments or from another model is made again.
     key = {**arguments_key(args), "model": identity(args.model), "dataset": identity(data)}
     what = f"run {folder.name}"
-    if args.num_requests > 1:
+    editor = isinstance(args, EditorArguments)
+    if args.num_requests > 1 and not editor:
         model_folder = folder / f"request-{args.num_requests}"
         summary_file = folder / "evaluation" / model_folder.name / f"{RESULTS_NAME}_SUMMARY.json"
         # Finished requests of a partial sequence are resumed: they were made for this same key.
@@ -326,7 +342,7 @@ def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: 
     else:
         model_folder = folder
         if not claim(folder, folder / UNLEARNING_RECORD, key, what):
-            run_unlearning(args)
+            (run_editor if editor else run_unlearning)(args)
         evaluation = root / "evaluations" / experiment.name / folder.name
         summary_file = evaluation / folder.name / f"{RESULTS_NAME}_SUMMARY.json"
         evaluation_key = {
@@ -487,6 +503,9 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         if plot["kind"] == "relearn":
             plot_relearn_curves(_mean_relearn_curves(records, result), root / plot["file"])
             continue
+        if plot["kind"] == "lines":
+            _plot_lines(experiment, plot, result, root)
+            continue
         figure, axis = plt.subplots(figsize=(6, 4))
         if plot["kind"] == "curve":
             names = [row["variant"] for row in result["variants"]]
@@ -536,6 +555,37 @@ def _plot(experiment: Experiment, records: list[dict], result: dict[str, Any], r
         axis.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         figure.savefig(root / plot["file"], dpi=120, bbox_inches="tight")  # keeps the outside legend
         plt.close(figure)
+
+
+def _plot_lines(experiment: Experiment, plot: dict, result: dict[str, Any], root: Path) -> None:
+    """One panel per metric of `y`: per series (variant name before `@`), the kept setting's mean (± std over
+    seeds) along the variant argument `along`."""
+    import matplotlib.pyplot as plt
+
+    metrics_drawn = [plot["y"]] if isinstance(plot["y"], str) else plot["y"]
+    rows = {row["variant"]: row for row in result["variants"]}
+    series: dict[str, list] = {}
+    for variant in experiment.variants:
+        series.setdefault(variant.name.split("@")[0], []).append((variant.args[plot["along"]], rows[variant.name]))
+    figure, axes = plt.subplots(1, len(metrics_drawn), figsize=(4.2 * len(metrics_drawn), 3.6), squeeze=False)
+    for axis, metric in zip(axes[0], metrics_drawn):
+        for name, points in series.items():
+            points.sort(key=lambda point: point[0])
+            axis.errorbar(
+                [x for x, _ in points],
+                [row[metric]["mean"] for _, row in points],
+                yerr=[row[metric]["std"] if len(experiment.seeds) > 1 else 0.0 for _, row in points],
+                marker="o",
+                capsize=3,
+                label=name,
+            )
+        axis.set_xscale("log")
+        axis.set_xlabel(plot["along"])
+        axis.set_title(metric, fontsize=9)
+    axes[0][-1].legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    figure.suptitle(plot.get("title", experiment.name))
+    figure.savefig(root / plot["file"], dpi=120, bbox_inches="tight")
+    plt.close(figure)
 
 
 def _is_kept(record: dict, row: dict) -> bool:

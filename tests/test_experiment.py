@@ -223,3 +223,49 @@ def test_lines_join_variants_only_along_a_sweep_axis():
     assert sweep_axis([Variant("full"), Variant("lora-r2", {"lora_rank": 2})]) is None
     assert sweep_axis([Variant("a", {"lora_rank": 1, "alpha": 1}), Variant("b", {"lora_rank": 2, "alpha": 2})]) is None
     assert sweep_axis([Variant("a", {"method": "npo"}), Variant("b", {"method": "simnpo"})]) is None
+
+
+EDITORS_EXPERIMENT = """
+name: tiny_editors
+description: MEMIT (no learning rate) against fine-tuning, along the number of edits
+world: tiny
+preset: tiny
+pretrain_recipe: pretrain_tiny.yaml
+seeds: [0]
+select: edit_score
+table: [edit_reliability, edit_locality]
+variants:
+  - {name: memit@1, args: {method: memit, num_edits: 1, value_steps: 50, value_weight_decay: 0.001}}
+  - {name: memit@4, args: {method: memit, num_edits: 4, value_steps: 50, value_weight_decay: 0.001}}
+  - {name: full@1, args: {method: edit, num_edits: 1, num_train_epochs: 10}, learning_rates: [1.0e-3]}
+  - {name: full@4, args: {method: edit, num_edits: 4, num_train_epochs: 10}, learning_rates: [1.0e-3]}
+plots:
+  - {kind: lines, along: num_edits, y: [edit_reliability, edit_locality], file: edits.png}
+"""
+
+
+def test_experiment_runs_editors_and_judges_each_run_on_its_own_edits(tmp_path, tiny_work):
+    path = tmp_path / "tiny_editors.yaml"
+    path.write_text(EDITORS_EXPERIMENT)
+    output, work = tmp_path / "results", _work_folder(tiny_work, tmp_path)
+    assert main(["experiment", str(path), "--output", str(output), "--work-dir", str(work)]) == 0
+    runs = {run["variant"]: run for run in json.loads((output / "runs.json").read_text())}
+    assert runs["memit@4"]["method"] == "memit" and runs["memit@4"]["learning_rate"] is None
+    assert runs["full@4"]["method"] == "edit" and runs["full@4"]["learning_rate"] == 1e-3
+    for name, run in runs.items():
+        folder = work / "runs" / "tiny_editors" / f"{name}-lr{run['learning_rate']}-seed0"
+        edited = json.loads((folder / "unlearning_record.json").read_text())["edited_fact_ids"]
+        assert len(edited) == int(name.split("@")[1])
+        results = json.loads(
+            (work / "evaluations" / "tiny_editors" / folder.name / folder.name / "BEHEMOTH_EVAL.json").read_text()
+        )
+        # Reliability is judged on the facts this run edited, not on the whole forget split.
+        assert sorted(map(int, results["edit_reliability"]["value_by_index"])) == sorted(edited)
+    assert (output / "edits.png").exists() and "memit@4" in (output / "results.md").read_text()
+
+
+def test_a_lines_plot_needs_series_at_points(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(EDITORS_EXPERIMENT.replace("name: memit@1,", "name: memit-1,"))
+    with pytest.raises(ValueError, match="`<series>@<point>`.*'memit-1'"):
+        Experiment.load(path)

@@ -25,6 +25,7 @@ def test_loading_a_world_examples_run_in_order(tmp_path, monkeypatch):
         exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own documentation
     assert namespace["forget"].num_rows > 0
     assert namespace["dataset"]["forget"].num_rows == namespace["forget"].num_rows
-    assert namespace["tokenizer"].get_vocab() == namespace["build_tokenizer"](
-        namespace["Lexicon"](namespace["make_config"]("default"))
-    ).get_vocab()
+    assert (
+        namespace["tokenizer"].get_vocab()
+        == namespace["build_tokenizer"](namespace["Lexicon"](namespace["make_config"]("default"))).get_vocab()
+    )

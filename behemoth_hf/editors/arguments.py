@@ -7,6 +7,7 @@ from typing import Literal
 
 
 EDITOR_CHOICES = ("rome", "memit", "alphaedit")
+EDIT_TOKENS = ("subject_last", "last")
 
 
 @dataclass
@@ -36,6 +37,10 @@ class EditorArguments:
         facts_per_subject (`int`, *optional*):
             Then keep at most this many facts of each subject (a seeded choice). ROME and MEMIT key an edit on its
             subject, so one subject's edits share one value; `1` gives CounterFact's setting, one fact per subject.
+        edit_token (`str`, defaults to `"subject_last"`):
+            Where the edit is keyed and written (EasyEdit's `fact_token`): `subject_last`, the subject's last token
+            (ROME's and MEMIT's choice: one key per subject, shared by its edits), or `last`, the prompt's last
+            token (one key per fact; the value is read where the answer is predicted).
         num_requests (`int`, defaults to 1):
             Split the facts into this many subject-disjoint requests (the split `behemoth unlearn` uses) ...
         request (`int`, defaults to 1):
@@ -88,6 +93,9 @@ class EditorArguments:
     forget_split: str = field(default="forget", metadata={"help": "facts to edit toward target_new"})
     num_edits: int | None = field(default=None, metadata={"help": "edit only this many facts (seeded)"})
     facts_per_subject: int | None = field(default=None, metadata={"help": "keep at most this many facts per subject"})
+    edit_token: Literal["subject_last", "last"] = field(
+        default="subject_last", metadata={"help": "key and write at the subject's last token or the prompt's last"}
+    )
     num_requests: int = field(default=1, metadata={"help": "split the facts into this many requests"})
     request: int = field(default=1, metadata={"help": "which request (1-based) to edit"})
     seed: int = field(default=0, metadata={"help": "seed of the num_edits choice"})
@@ -110,6 +118,8 @@ class EditorArguments:
                 raise ValueError(f"`{name}` is required (--{name})")
         if self.method not in EDITOR_CHOICES:
             raise ValueError(f"`method` must be one of {list(EDITOR_CHOICES)}, got {self.method!r}")
+        if self.edit_token not in EDIT_TOKENS:
+            raise ValueError(f"`edit_token` must be one of {list(EDIT_TOKENS)}, got {self.edit_token!r}")
         if isinstance(self.layers, int) and not isinstance(self.layers, bool):
             self.layers = str(self.layers)  # YAML reads `layers: 1` as an int
         positive = ("value_steps", "covariance_rows", "context_prefixes", "batch_size", "num_requests")

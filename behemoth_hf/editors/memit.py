@@ -22,10 +22,10 @@ from behemoth_hf.editors.layers import blocks, captured_outputs, weight_matrix
 from behemoth_hf.editors.requests import (
     SubjectEdit,
     ValueSettings,
+    edit_positions,
     optimise_value,
     padded,
     subject_keys,
-    subject_last_positions,
 )
 
 
@@ -48,9 +48,9 @@ def memit_solver(covariances: dict[int, torch.Tensor], covariance_weight: float)
 def subject_hidden(
     model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, layer: int, edits: list[SubjectEdit]
 ) -> torch.Tensor:
-    """(subjects, d) output of block `layer` at the subject's last token of each subject's first edit prompt."""
+    """(edits, d) output of block `layer` where each edit is written (`edit_positions`) in its first edit prompt."""
     token_ids = tokenizer([edit.prompts[0] for edit in edits], add_special_tokens=False).input_ids
-    positions = [subject_last_positions(tokenizer, [ids], edit.subject)[0] for ids, edit in zip(token_ids, edits)]
+    positions = [edit_positions(tokenizer, edit, [ids], [len(ids)])[0] for ids, edit in zip(token_ids, edits)]
     device = next(model.parameters()).device
     with captured_outputs(blocks(model)[layer]) as outputs:
         model(*padded(token_ids, tokenizer.pad_token_id, device))

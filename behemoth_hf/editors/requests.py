@@ -41,36 +41,44 @@ PREFIX_SCAN_ROWS = 10_000
 
 @dataclass
 class SubjectEdit:
-    """The requests of one subject: its edit prompts and new targets, and prompts of its facts left as they are."""
+    """Requests written as one value: their edit prompts and new targets, and prompts of the subject's facts left as
+    they are. `token` is where the value is keyed and written: `subject_last` (all the subject's requests, one key)
+    or `last` (one request, keyed at its prompt's last token)."""
 
     subject: str
     prompts: list[str]
     targets: list[str]
     fact_ids: list[int]
     essence_prompts: list[str] = field(default_factory=list)
+    token: str = "subject_last"
 
 
-def subject_edits(rows, data: BehemothData) -> list[SubjectEdit]:
-    """Group the request rows by subject (in order of first appearance). A subject's essence prompts are the prompts
-    of its facts in the world's fact splits that are not requested."""
+def subject_edits(rows, data: BehemothData, token: str = "subject_last") -> list[SubjectEdit]:
+    """Group the request rows by subject (in order of first appearance), or with `token="last"` one group per row.
+    A group's essence prompts are the prompts of its subject's facts in the world's fact splits that are not
+    requested."""
     edits: dict[int, SubjectEdit] = {}
+    by_subject: dict[int, list[SubjectEdit]] = {}
     for subject_id, subject, prompt, target, fact_id in zip(
         rows["subject_id"], rows["subject"], rows["prompt"], rows["target_new"], rows["fact_id"]
     ):
-        edit = edits.setdefault(subject_id, SubjectEdit(subject, [], [], []))
-        edit.prompts.append(prompt)
-        edit.targets.append(target)
-        edit.fact_ids.append(fact_id)
+        group = subject_id if token == "subject_last" else fact_id
+        if group not in edits:
+            edits[group] = SubjectEdit(subject, [], [], [], token=token)
+            by_subject.setdefault(subject_id, []).append(edits[group])
+        edits[group].prompts.append(prompt)
+        edits[group].targets.append(target)
+        edits[group].fact_ids.append(fact_id)
     requested = {fact_id for edit in edits.values() for fact_id in edit.fact_ids}
     for split in data.fact_splits.values():
         if "prompt" not in split.column_names:
             continue
         subject_ids = np.asarray(split["subject_id"])
-        for index in np.flatnonzero(np.isin(subject_ids, list(edits))):
+        for index in np.flatnonzero(np.isin(subject_ids, list(by_subject))):
             row = split[int(index)]
-            edit = edits[row["subject_id"]]
-            if row["fact_id"] not in requested and row["prompt"] not in edit.essence_prompts:
-                edit.essence_prompts.append(row["prompt"])
+            for edit in by_subject[row["subject_id"]]:
+                if row["fact_id"] not in requested and row["prompt"] not in edit.essence_prompts:
+                    edit.essence_prompts.append(row["prompt"])
     return list(edits.values())
 
 
@@ -104,6 +112,16 @@ def subject_last_positions(tokenizer: PreTrainedTokenizerBase, token_ids: list[l
     return positions
 
 
+def edit_positions(
+    tokenizer: PreTrainedTokenizerBase, edit: SubjectEdit, token_ids: list[list[int]], prompt_lengths: list[int]
+) -> list[int]:
+    """Where `edit`'s value is keyed and written in each sequence (whose first `prompt_lengths` tokens are the
+    prompt): the subject's last token, or the prompt's last token."""
+    if edit.token == "last":
+        return [length - 1 for length in prompt_lengths]
+    return subject_last_positions(tokenizer, token_ids, edit.subject)
+
+
 def padded(token_ids: list[list[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded `(input_ids, attention_mask)` (positions of real tokens are their indices)."""
     width = max(len(ids) for ids in token_ids)
@@ -123,16 +141,21 @@ def subject_keys(
     edits: list[SubjectEdit],
     prefixes: list[str],
 ) -> torch.Tensor:
-    """(subjects, d_in) key `k*` of each subject at `layer`: mean over `prefixes` of the MLP input at the subject's
-    last token in `prefix subject`."""
-    texts = [f"{prefix} {edit.subject}" for edit in edits for prefix in prefixes]
+    """(edits, d_in) key `k*` of each edit at `layer`: mean over `prefixes` of the MLP input at the subject's
+    last token in `prefix subject`; for an edit keyed at the prompt's last token, the MLP input there (a prompt
+    starts a sentence, as every sentence the model learnt)."""
+    if edits and edits[0].token == "last":
+        prefixes = [""]
+        texts = [edit.prompts[0] for edit in edits]
+    else:
+        texts = [f"{prefix} {edit.subject}" for edit in edits for prefix in prefixes]
     token_ids = tokenizer(texts, add_special_tokens=False).input_ids
     positions = torch.tensor([len(ids) - 1 for ids in token_ids])
     device = next(model.parameters()).device
     with captured_keys(projection(model, layer)) as keys:
         model(*padded(token_ids, tokenizer.pad_token_id, device))
-    at_subject = keys[0][torch.arange(len(texts)), positions.to(device)].double()  # (subjects * prefixes, d_in)
-    return at_subject.reshape(len(edits), len(prefixes), -1).mean(1)
+    at_token = keys[0][torch.arange(len(texts)), positions.to(device)].double()  # (edits * prefixes, d_in)
+    return at_token.reshape(len(edits), len(prefixes), -1).mean(1)
 
 
 @dataclass
@@ -167,7 +190,9 @@ def optimise_value(
     essence_ids = tokenizer(edit.essence_prompts, add_special_tokens=False).input_ids if edit.essence_prompts else []
     examples = rewrites + [{"input_ids": ids, "labels": [IGNORE_INDEX] * len(ids)} for ids in essence_ids]
     token_ids = [example["input_ids"] for example in examples]
-    positions = torch.tensor(subject_last_positions(tokenizer, token_ids, edit.subject), device=device)
+    prompt_lengths = [len(ids) for ids in tokenizer(edit.prompts, add_special_tokens=False).input_ids]
+    prompt_lengths += [len(ids) for ids in essence_ids]
+    positions = torch.tensor(edit_positions(tokenizer, edit, token_ids, prompt_lengths), device=device)
     batch = {name: tensor.to(device) for name, tensor in pad_examples(examples, tokenizer.pad_token_id).items()}
     input_ids, attention_mask, labels = batch["input_ids"], batch["attention_mask"], batch["labels"]
     num_rewrite = len(rewrites)

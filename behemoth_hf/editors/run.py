@@ -106,7 +106,7 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
     rows = select_forget_rows(args, data)
     if args.facts_per_subject is not None:
         rows = rows.select(facts_per_subject(rows["subject_id"], args.facts_per_subject, args.seed))
-    edits = subject_edits(rows, data)
+    edits = subject_edits(rows, data, args.edit_token)
     prefixes = context_prefixes(data, args.context_prefixes)
     settings = ValueSettings(
         steps=args.value_steps,
@@ -160,6 +160,7 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
                 "kl_factor",
                 "value_weight_decay",
                 "clamp_norm_factor",
+                "edit_token",
                 "covariance_rows",
                 *(("covariance_ridge",) if args.method != "alphaedit" else ()),
                 *(("covariance_weight",) if args.method == "memit" else ()),

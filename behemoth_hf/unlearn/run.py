@@ -144,6 +144,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     record = {
         **run_header(args, data),
         "num_forget_examples": len(forget),
+        **({"edited_fact_ids": list(forget_rows["fact_id"])} if args.method == "edit" else {}),
         "hyperparameters": {
             name: getattr(args, name)
             for name in (
