@@ -432,12 +432,15 @@ def _metric(record: dict, name: str) -> float:
 
 def _cell(row: dict[str, Any], metric: str) -> str:
     """Mean ± std over seeds; the value alone for one seed; a dash for an edit metric of a run that did not edit."""
+    from behemoth_hf.editors import EDITOR_CHOICES
     from behemoth_hf.evaluation import EDIT_METRICS
 
-    if metric in (*EDIT_METRICS, "edit_score") and row.get("method", "edit") != "edit":
+    if metric in (*EDIT_METRICS, "edit_score") and row.get("method", "edit") not in ("edit", *EDITOR_CHOICES):
         return "–"
     value = row.get(metric)
     if isinstance(value, dict):
+        if math.isnan(value["mean"]):  # not measured for this world (no dependent facts, no holdout, ...)
+            return "–"
         if row["seeds"] == 1:
             return format_number(value["mean"])
         return f"{format_number(value['mean'])} ± {format_number(value['std'])}"
