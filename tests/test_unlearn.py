@@ -86,6 +86,18 @@ def test_edit_writes_the_new_targets(tiny_model, data, tmp_path):
     assert _scores(model, data, "forget").accuracy <= 0.2
 
 
+def test_an_edit_in_question_form_trains_the_questions(tiny_model, data, tmp_path):
+    """The original generator's `qa` fine-tuning mode: forget and retain examples are the Q/A questions."""
+    # Questions were never in the pretraining corpus here: twice the statement edit's epochs.
+    record, model = _run(tiny_model, tmp_path / "qa", method="edit", example_form="question", num_train_epochs=20)
+    rows = data.fact_splits["forget"]
+    assert score_answers(model, data.tokenizer, rows["question"], rows["target_new"]).accuracy >= 0.8
+    assert record["arguments"]["example_form"] == "question"
+    assert record["forget_effect"]["accuracy_after"] >= 0.8  # measured on the questions it trained on
+    with pytest.raises(ValueError, match=r"`example_form` must be one of \['prompt', 'question'\]"):
+        UnlearningArguments(model=tiny_model, dataset="tiny", output_dir=str(tmp_path / "x"), example_form="qa")
+
+
 def test_training_examples_label_the_answer_and_eos_only(data):
     rows = data.fact_splits["forget"][:4]
     tokenizer = data.tokenizer

@@ -80,6 +80,9 @@ class UnlearningArguments(TrainingArguments):
             relation for every fact, the original generator's forget-a-relation mode).
         constant_object (`int`, defaults to 0):
             Object index used by `edit_target=constant`.
+        example_form (`str`, defaults to `"prompt"`):
+            Wording of the forget and retain examples: the statement `prompt` or the Q/A `question` (the original
+            generator's `qa` fine-tuning mode, which writes its retain data as questions too).
 
     > Parameters of the update restriction
 
@@ -133,6 +136,9 @@ class UnlearningArguments(TrainingArguments):
         default="target_new", metadata={"help": "edit toward target_new, or a constant object per relation"}
     )
     constant_object: int = field(default=0, metadata={"help": "object index for edit_target=constant"})
+    example_form: Literal["prompt", "question"] = field(
+        default="prompt", metadata={"help": "train on the statement prompts or the Q/A questions"}
+    )
     lora_rank: int | None = field(default=None, metadata={"help": "train rank-k LoRA adapters instead"})
     lora_alpha: float | None = field(default=None, metadata={"help": "LoRA alpha (None: 2 x rank)"})
     lora_targets: str = field(default="all", metadata={"help": "LoRA blocks: attention, mlp or all"})
@@ -191,6 +197,8 @@ class UnlearningArguments(TrainingArguments):
             self.lora_alpha = 2.0 * self.lora_rank
         if self.remove_unused_columns:
             raise ValueError("`remove_unused_columns` must be False: batches are nested forget/retain dicts")
+        if self.example_form not in ("prompt", "question"):
+            raise ValueError(f"`example_form` must be one of ['prompt', 'question'], got {self.example_form!r}")
 
     def _check_method_arguments(self) -> None:
         for name in ("beta2", "steering_coeff", "ignore_first_answer_tokens", "dual_step_size", "dual_warmup_epochs"):

@@ -104,7 +104,8 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     model, tokenizer = load_model(data, args.model)
     forget_rows = select_forget_rows(args, data)
     answers = edit_answers(args, forget_rows, data)
-    forget = encode_examples(tokenizer, forget_rows["prompt"], answers)
+    prompts = forget_rows[args.example_form]
+    forget = encode_examples(tokenizer, prompts, answers)
     retain = None
     if trainer_class.uses_retain and args.alpha > 0:
         if args.retain_split not in data.fact_splits or len(data.fact_splits[args.retain_split]) == 0:
@@ -112,10 +113,10 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
                 f"method `{args.method}` needs retain data but split {args.retain_split!r} is missing or empty"
             )
         retain_rows = data.fact_splits[args.retain_split]
-        retain = encode_examples(tokenizer, retain_rows["prompt"], retain_rows["answer"])
+        retain = encode_examples(tokenizer, retain_rows[args.example_form], retain_rows["answer"])
 
     layers = parse_layers(args.trainable_layers, model.config.num_hidden_layers)
-    before = score_answers(model, tokenizer, forget_rows["prompt"], answers)
+    before = score_answers(model, tokenizer, prompts, answers)
     # LoRA adapters are drawn from the global RNG before the Trainer seeds it: seed it first, as the Trainer does.
     if args.full_determinism:
         enable_full_determinism(args.seed)
@@ -137,7 +138,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     start = time.perf_counter()
     result = trainer.train()
     wall_seconds = round(time.perf_counter() - start, 2)
-    effect = forget_effect(before, score_answers(trainer.model, tokenizer, forget_rows["prompt"], answers))
+    effect = forget_effect(before, score_answers(trainer.model, tokenizer, prompts, answers))
     warnings = [] if effect["mean_abs_nll_change"] >= MIN_NLL_CHANGE else [_no_change_warning(args, effect, trainer)]
     for warning in warnings:
         logger.warning(warning)
