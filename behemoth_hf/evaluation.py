@@ -323,7 +323,9 @@ class ModelEvaluator:
         self._editing(results, scores, base_predictions)
         self._dependent_propagation(results)
         if self.probes:
-            for name, (correct, fact_ids) in run_probes(self.model, self.data, self.batch_size).items():
+            for name, (correct, fact_ids) in run_probes(
+                self.model, self.data, self.batch_size, self.distributed
+            ).items():
                 results[name] = metrics.metric_result(
                     metrics.fact_accuracy(correct), correct.astype(float), indices=fact_ids
                 )

@@ -15,13 +15,18 @@ model still reads a template at all, a seeded sample of retain facts of the forg
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pyarrow as pa
 
 from behemoth_hf.data import BehemothData
 from behemoth_hf.lexicon import Lexicon
 from behemoth_hf.render import END, OBJ, TEMPLATE_NAMES, TEMPLATES, render
-from behemoth_hf.scoring import score_answers
+from behemoth_hf.scoring import AnswerScores, score_answers
+
+# (prompts, answers) -> their scores by the model under probe.
+Scorer = Callable[[list[str], list[str]], AnswerScores]
 
 
 PROBE_SPLITS = ("forget", "dependent", "retain")
@@ -65,15 +70,15 @@ def candidate_entities(lexicon: Lexicon, relation_ids: np.ndarray) -> np.ndarray
     raise ValueError("a probe batch must not mix base and nested relations (their object counts differ)")
 
 
-def sentence_scores(model, tokenizer, texts: list[str], batch_size: int) -> np.ndarray:
+def sentence_scores(score: Scorer, texts: list[str]) -> np.ndarray:
     """Log-likelihood of each sentence after its first word (every template starts with a fixed word, so the
     scores rank sentences of one template exactly as their full likelihoods do). The model reads a sentence's
     closing "." as `<eos>` (`pretrain.SentenceBatches`), which the scorer appends."""
     first_words, rests = zip(*(text.removesuffix(f" {END}").split(" ", 1) for text in texts))
-    return -score_answers(model, tokenizer, list(first_words), list(rests), batch_size=batch_size).nll
+    return -score(list(first_words), list(rests)).nll
 
 
-def choice_correct(model, data: BehemothData, lexicon: Lexicon, rows, template: str, batch_size: int) -> np.ndarray:
+def choice_correct(score: Scorer, data: BehemothData, lexicon: Lexicon, rows, template: str) -> np.ndarray:
     """Per fact: does the true object give the most likely sentence of `template` among the relation's objects?"""
     relation_ids = np.asarray(rows["relation_id"])
     object_ids = np.asarray(rows["object_id"])
@@ -89,20 +94,27 @@ def choice_correct(model, data: BehemothData, lexicon: Lexicon, rows, template: 
         relations = pa.array(np.repeat(np.asarray(rows["relation"], dtype=object)[indices], count))
         objects = lexicon.names.take(pa.array(candidates.reshape(-1)))
         texts = render(template, subjects, relations, objects).to_pylist()
-        scores = sentence_scores(model, data.tokenizer, texts, batch_size).reshape(len(indices), count)
+        scores = sentence_scores(score, texts).reshape(len(indices), count)
         correct[indices] = scores.argmax(axis=1) == object_ids[indices]
     return correct
 
 
-def greedy_correct(model, data: BehemothData, rows, template: str, batch_size: int) -> np.ndarray:
+def greedy_correct(score: Scorer, rows, template: str) -> np.ndarray:
     """Per fact: is the greedy answer after the template's prompt exactly the object?"""
     subjects, relations = pa.array(list(rows["subject"])), pa.array(list(rows["relation"]))
     prompts = render(template, subjects, relations, None, prompt_only=True).to_pylist()
-    return score_answers(model, data.tokenizer, prompts, rows["answer"], batch_size=batch_size).correct
+    return score(prompts, rows["answer"]).correct
 
 
-def run_probes(model, data: BehemothData, batch_size: int = 256) -> dict[str, tuple[np.ndarray, list[int]]]:
-    """Every probe on every probe split: metric name -> (per-fact correctness, fact ids)."""
+def run_probes(
+    model, data: BehemothData, batch_size: int = 256, distributed: bool = False
+) -> dict[str, tuple[np.ndarray, list[int]]]:
+    """Every probe on every probe split: metric name -> (per-fact correctness, fact ids). With `distributed`, the
+    processes of the run share the scoring, as in `score_answers`."""
+
+    def score(prompts, answers) -> AnswerScores:
+        return score_answers(model, data.tokenizer, prompts, answers, batch_size=batch_size, distributed=distributed)
+
     results = {}
     lexicon = Lexicon(data.config)  # built once: every choice probe draws its candidates from it
     for split, rows in probe_rows(data).items():
@@ -110,11 +122,11 @@ def run_probes(model, data: BehemothData, batch_size: int = 256) -> dict[str, tu
         for template in TEMPLATE_NAMES:
             if template in GREEDY_TEMPLATES:
                 results[f"{split}_{template}_greedy_accuracy"] = (
-                    greedy_correct(model, data, rows, template, batch_size),
+                    greedy_correct(score, rows, template),
                     fact_ids,
                 )
             results[f"{split}_{template}_choice_accuracy"] = (
-                choice_correct(model, data, lexicon, rows, template, batch_size),
+                choice_correct(score, data, lexicon, rows, template),
                 fact_ids,
             )
     return results

@@ -22,6 +22,7 @@ def test_two_processes_write_the_bytes_one_process_writes(tmp_path):
     assert main([*pretrain, "--output", str(tmp_path / "oracle"), "--set", "max_steps=20"]) == 0
     arguments = ["evaluate", "--model", str(tmp_path / "model"), "--dataset", str(world)]
     arguments += ["--oracle", str(tmp_path / "oracle"), "--base", str(tmp_path / "oracle"), "--batch_size", "16"]
+    arguments += ["--probes", "true"]  # the probes' scoring is shared between the processes too
 
     assert main([*arguments, "--output", str(tmp_path / "one")]) == 0
     # The package under test, whatever is installed; one thread per process, as in this process (conftest).
