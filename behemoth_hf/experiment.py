@@ -44,7 +44,7 @@ from behemoth_hf.attacks.relearn import plot_relearn_curves
 from behemoth_hf.attacks.tables import format_number
 from behemoth_hf.config import make_config
 from behemoth_hf.quickstart import prepare_world
-from behemoth_hf.reuse import arguments_key, claim, identity
+from behemoth_hf.reuse import argument_defaults, arguments_key, claim, identity
 from behemoth_hf.sequential import plot_curves
 from behemoth_hf.staging import refuse_unsafe_path
 
@@ -329,19 +329,20 @@ def _run(experiment: Experiment, run: dict, root: Path, data: Path, oracle_log: 
     args = run["arguments"]()
     # Everything a run's outputs depend on; a run made with other arguments or from another model is made again.
     key = {**arguments_key(args), "model": identity(args.model), "dataset": identity(data)}
+    defaults = argument_defaults(args)  # an argument added since a run was made, at its default, still matches
     what = f"run {folder.name}"
     editor = isinstance(args, EditorArguments)
     if args.num_requests > 1 and not editor:
         model_folder = folder / f"request-{args.num_requests}"
         summary_file = folder / "evaluation" / model_folder.name / f"{RESULTS_NAME}_SUMMARY.json"
         # Finished requests of a partial sequence are resumed: they were made for this same key.
-        if not claim(folder, folder / SEQUENTIAL_FILE, {**key, "oracle": identity(oracle_log)}, what):
+        if not claim(folder, folder / SEQUENTIAL_FILE, {**key, "oracle": identity(oracle_log)}, what, defaults):
             run_sequential(args, SequentialArguments(oracle=str(oracle_log), one_shot=False))
         curve = json.loads((folder / SEQUENTIAL_FILE).read_text())["curve"]
         request_folders = [folder / f"request-{i}" for i in range(1, args.num_requests + 1)]
     else:
         model_folder = folder
-        if not claim(folder, folder / UNLEARNING_RECORD, key, what):
+        if not claim(folder, folder / UNLEARNING_RECORD, key, what, defaults):
             (run_editor if editor else run_unlearning)(args)
         evaluation = root / "evaluations" / experiment.name / folder.name
         summary_file = evaluation / folder.name / f"{RESULTS_NAME}_SUMMARY.json"

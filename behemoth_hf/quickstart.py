@@ -18,7 +18,7 @@ from behemoth_hf.arguments import parse_dataclasses
 from behemoth_hf.config import NAMED_CONFIGS, make_config
 from behemoth_hf.generate import METADATA_FILE, generate_dataset
 from behemoth_hf.modeling import PRESETS
-from behemoth_hf.reuse import arguments_key, claim, differences, identity
+from behemoth_hf.reuse import argument_defaults, arguments_key, claim, differences, identity
 from behemoth_hf.staging import refuse_unsafe_path
 
 
@@ -143,7 +143,7 @@ def run_quickstart(args: QuickstartArguments) -> dict[str, dict[str, Any]]:
         ]
         (unlearning,) = parse_dataclasses((UnlearningArguments,), argv, prog="quickstart")
         key = {**arguments_key(unlearning), "model": identity(model), "dataset": identity(data)}
-        if not claim(root / name, root / name / UNLEARNING_RECORD, key, what):
+        if not claim(root / name, root / name / UNLEARNING_RECORD, key, what, argument_defaults(unlearning)):
             run_unlearning(unlearning)
 
     logger.info("evaluating against the oracle")

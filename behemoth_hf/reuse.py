@@ -5,7 +5,8 @@ A cached folder `X` made by a runner has its key, a flat JSON mapping of everyth
 before the work starts, so a partial folder is known to belong to that key and may be resumed. On
 reuse the key asked for is compared with the one found: equal and finished, the folder is reused;
 different, our own folder is removed and made again (with a warning naming what changed); a folder
-with neither a key nor a finished record is not ours and is never touched.
+with neither a key nor a finished record is not ours and is never touched. An argument the package gained after
+a folder was made matches as long as it is left at its default, so upgrading does not make every run again.
 """
 
 from __future__ import annotations
@@ -50,6 +51,17 @@ def arguments_key(arguments: Any, paths: tuple[str, ...] = ("model", "dataset", 
     return json.loads(json.dumps(values, sort_keys=True, default=str))
 
 
+def argument_defaults(arguments: Any) -> dict:
+    """The declared defaults of a dataclass of arguments, as JSON values (for `claim`'s `defaults`)."""
+    defaults = {}
+    for spec in dataclasses.fields(arguments):
+        if spec.default is not dataclasses.MISSING:
+            defaults[spec.name] = spec.default
+        elif spec.default_factory is not dataclasses.MISSING:
+            defaults[spec.name] = spec.default_factory()
+    return json.loads(json.dumps(defaults, sort_keys=True, default=str))
+
+
 def differences(found: dict[str, Any], asked: dict[str, Any]) -> str:
     """`name: found -> asked` for every entry that differs, for messages."""
     changed = [
@@ -60,12 +72,18 @@ def differences(found: dict[str, Any], asked: dict[str, Any]) -> str:
     return "; ".join(changed)
 
 
-def claim(folder: Path, done: Path, key: dict[str, Any], what: str) -> bool:
+def claim(folder: Path, done: Path, key: dict[str, Any], what: str, defaults: dict[str, Any] | None = None) -> bool:
     """True when `folder` is finished (`done` exists) for `key`: reuse it. Otherwise make way for producing it
-    and return False: our folder made for another key is removed; a folder of unknown origin raises."""
+    and return False: our folder made for another key is removed; a folder of unknown origin raises.
+
+    An entry of `key` that the found key lacks but whose value is its `defaults` entry is an argument added to
+    the package after the folder was made, left at the value that reproduces the old behaviour: it matches."""
     key = json.loads(json.dumps(key, sort_keys=True, default=str))
     key_file = folder.with_name(folder.name + KEY_SUFFIX)
     found = json.loads(key_file.read_text()) if key_file.is_file() else None
+    if found is not None and defaults:
+        added = {name for name in set(key) - set(found) if name in defaults and key[name] == defaults[name]}
+        key = {name: value for name, value in key.items() if name not in added}
     if found == key:
         if done.exists():
             logger.info("%s: reusing %s", what, folder)

@@ -273,3 +273,27 @@ def test_a_lines_plot_needs_series_at_points(tmp_path):
     path.write_text(EDITORS_EXPERIMENT.replace("name: memit@1,", "name: memit-1,"))
     with pytest.raises(ValueError, match="`<series>@<point>`.*'memit-1'"):
         Experiment.load(path)
+
+
+def test_an_argument_added_since_a_run_was_made_does_not_make_it_again(tmp_path, tiny_work, caplog):
+    path = tmp_path / "tiny_keys.yaml"
+    path.write_text(ONE_RUN)
+    output, work = tmp_path / "results", _work_folder(tiny_work, tmp_path)
+    command = ["experiment", str(path), "--output", str(output), "--work-dir", str(work)]
+    assert main(command) == 0
+    run = work / "runs" / "tiny_keys" / "ga-lr0.001-seed0"
+    key_file = run.with_name(run.name + ".key.json")
+    stamp = (run / "model.safetensors").stat().st_mtime_ns
+    # As an older package wrote it: no `example_form` (added later; its default keeps the old behaviour).
+    key = json.loads(key_file.read_text())
+    del key["example_form"]
+    key_file.write_text(json.dumps(key))
+    with caplog.at_level(logging.WARNING, logger="behemoth_hf.reuse"):
+        assert main(command) == 0
+    assert "making it again" not in caplog.text
+    assert (run / "model.safetensors").stat().st_mtime_ns == stamp
+    # A value that differs from the default is a different run.
+    key_file.write_text(json.dumps({**key, "example_form": "question"}))
+    with caplog.at_level(logging.WARNING, logger="behemoth_hf.reuse"):
+        assert main(command) == 0
+    assert "example_form: 'question' -> 'prompt'" in caplog.text

@@ -24,7 +24,7 @@ from typing import Any
 from behemoth_hf.attacks.quantize import REPORTED, QuantizeArguments, run_quantize
 from behemoth_hf.attacks.relearn import CURVE_METRICS, RelearnArguments, run_relearn
 from behemoth_hf.probes import probe_metric_names
-from behemoth_hf.reuse import arguments_key, claim, identity
+from behemoth_hf.reuse import argument_defaults, arguments_key, claim, identity
 
 
 ATTACKS = ("probes", "quantize", "relearn")
@@ -84,7 +84,7 @@ def run_attacks(attacks: dict[str, Any], model: str, dataset: str, output: Path,
         folder = output / "quantize"
         args = _arguments("quantize", attacks["quantize"] or {}, output_dir=_VALIDATION_FOLDER, **paths)
         key = {"attack": "quantize", **arguments_key(args), **inputs, "is_oracle": is_oracle}
-        if not claim(folder, folder / "quantize.json", key, f"quantizing {name}"):
+        if not claim(folder, folder / "quantize.json", key, f"quantizing {name}", argument_defaults(args)):
             shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt for this same key
             run_quantize(replace(args, output_dir=str(folder)))
         for setting, values in json.loads((folder / "quantize.json").read_text())["models"][name].items():
@@ -94,7 +94,7 @@ def run_attacks(attacks: dict[str, Any], model: str, dataset: str, output: Path,
         folder = output / "relearn"
         args = _arguments("relearn", attacks["relearn"] or {}, output_dir=_VALIDATION_FOLDER, **paths)
         key = {"attack": "relearn", **arguments_key(args), **inputs, "is_oracle": is_oracle}
-        if not claim(folder, folder / "relearn.json", key, f"relearning {name}"):
+        if not claim(folder, folder / "relearn.json", key, f"relearning {name}", argument_defaults(args)):
             shutil.rmtree(folder, ignore_errors=True)  # an interrupted attempt for this same key
             run_relearn(replace(args, output_dir=str(folder)))
         for kind, curve in relearn_curves(output, name).items():
