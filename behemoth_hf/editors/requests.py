@@ -12,6 +12,10 @@ it), so two edits of one subject share one key and must be written as one value 
   the model gives `target_new` + `<eos>` after each edit prompt, plus ROME's essence term (the KL to the original
   model's next-token distribution on prompts about the subject that the edit must not change: in this world the
   subject's facts outside the request), a weight decay on `delta` and a clamp of its norm.
+
+Keyed at the prompt's last token instead (`edit_token: last`, EasyEdit's `fact_token: last`), each request is its
+own group: its key is the MLP input at the last prompt token of its own prompt (no prefixes: a prompt starts a
+sentence), and `delta` is added there, in the edit prompt and in the essence prompts alike.
 """
 
 from __future__ import annotations
