@@ -163,13 +163,18 @@ def test_a_work_folder_of_another_world_is_refused_before_any_work(tmp_path, cap
     assert not (tmp_path / "out" / "results.md").exists()
 
 
-def test_changed_arguments_make_the_run_again_and_are_recorded(tmp_path, tiny_work, caplog):
+def _one_run(tmp_path, tiny_work):
+    """ONE_RUN, run once in a copy of the tiny work folder: its command, output and work folders, and the run."""
     path = tmp_path / "tiny_keys.yaml"
     path.write_text(ONE_RUN)
     output, work = tmp_path / "results", _work_folder(tiny_work, tmp_path)
     command = ["experiment", str(path), "--output", str(output), "--work-dir", str(work)]
     assert main(command) == 0
-    run = work / "runs" / "tiny_keys" / "ga-lr0.001-seed0"
+    return command, output, work, work / "runs" / "tiny_keys" / "ga-lr0.001-seed0"
+
+
+def test_changed_arguments_make_the_run_again_and_are_recorded(tmp_path, tiny_work, caplog):
+    command, output, work, run = _one_run(tmp_path, tiny_work)
     first = json.loads((run / "unlearning_record.json").read_text())
     table = (output / "results.md").read_text()
     assert " ± " not in table  # one seed: the value alone
@@ -276,12 +281,7 @@ def test_a_lines_plot_needs_series_at_points(tmp_path):
 
 
 def test_an_argument_added_since_a_run_was_made_does_not_make_it_again(tmp_path, tiny_work, caplog):
-    path = tmp_path / "tiny_keys.yaml"
-    path.write_text(ONE_RUN)
-    output, work = tmp_path / "results", _work_folder(tiny_work, tmp_path)
-    command = ["experiment", str(path), "--output", str(output), "--work-dir", str(work)]
-    assert main(command) == 0
-    run = work / "runs" / "tiny_keys" / "ga-lr0.001-seed0"
+    command, _, _, run = _one_run(tmp_path, tiny_work)
     key_file = run.with_name(run.name + ".key.json")
     stamp = (run / "model.safetensors").stat().st_mtime_ns
     # As an older package wrote it: no `example_form` (added later; its default keeps the old behaviour).
