@@ -436,12 +436,11 @@ def add_reference_metrics(results: dict[str, Any], oracle: dict[str, Any] | None
 
 def _edit_record(model: str | Path) -> dict | None:
     """The record of a model folder made by `behemoth edit` (fine-tuning or an editor), else None."""
-    from behemoth_hf.editors import EDITOR_CHOICES
-    from behemoth_hf.unlearn.run import RECORD_FILE
+    from behemoth_hf.unlearn.run import RECORD_FILE, is_edit_method
 
     path = Path(model) / RECORD_FILE
     record = json.loads(path.read_text()) if path.is_file() else {}
-    return record if record.get("method") in ("edit", *EDITOR_CHOICES) else None
+    return record if is_edit_method(record.get("method")) else None
 
 
 def is_edit_run(model: str | Path) -> bool:

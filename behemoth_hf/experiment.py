@@ -433,10 +433,10 @@ def _metric(record: dict, name: str) -> float:
 
 def _cell(row: dict[str, Any], metric: str) -> str:
     """Mean ± std over seeds; the value alone for one seed; a dash for an edit metric of a run that did not edit."""
-    from behemoth_hf.editors import EDITOR_CHOICES
     from behemoth_hf.evaluation import EDIT_METRICS
+    from behemoth_hf.unlearn.run import is_edit_method
 
-    if metric in (*EDIT_METRICS, "edit_score") and row.get("method", "edit") not in ("edit", *EDITOR_CHOICES):
+    if metric in (*EDIT_METRICS, "edit_score") and not is_edit_method(row.get("method", "edit")):
         return "–"
     value = row.get(metric)
     if isinstance(value, dict):

@@ -15,8 +15,8 @@ Each position is computed once per call: the items are sorted by their tokens an
 rows (a prompt asked with several answers, or the start shared by a subject's facts, appears once), a 4D
 attention mask lets every position see exactly its own prefix and its position id is its depth, so it computes
 what it computes in its own unpadded sequence. Only the positions that predict an answer token or the final
-`<eos>` are unembedded, and only they go through the last block's MLP. One model's evaluation on the `default` world computes 24,900 positions this way,
-instead of the 170,000 tokens of its 17,000 sequences.
+`<eos>` are unembedded, and only they go through the last block's MLP. One model's evaluation on the `default`
+world computes 24,900 positions this way, instead of the 170,000 tokens of its 17,000 sequences.
 """
 
 from __future__ import annotations

@@ -148,9 +148,7 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
         logger.warning(warning)
     edited = [f"{projection_name(model, layer)}.weight" for layer in layers]
     record = {
-        **run_header(args, data),
-        "num_forget_examples": len(rows),
-        "edited_fact_ids": list(rows["fact_id"]),
+        **run_header(args, data, rows),
         "num_subjects": len(edits),
         "hyperparameters": {
             name: getattr(args, name)

@@ -21,6 +21,7 @@ import numpy as np
 from transformers import enable_full_determinism, set_seed
 
 from behemoth_hf.data import BehemothData, load_model, open_dataset
+from behemoth_hf.editors.arguments import EDITOR_CHOICES
 from behemoth_hf.lexicon import Lexicon
 from behemoth_hf.scoring import AnswerScores, score_answers
 from behemoth_hf.staging import check_output, staged_output
@@ -143,9 +144,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
     for warning in warnings:
         logger.warning(warning)
     record = {
-        **run_header(args, data),
-        "num_forget_examples": len(forget),
-        **({"edited_fact_ids": list(forget_rows["fact_id"])} if args.method == "edit" else {}),
+        **run_header(args, data, forget_rows),
         "hyperparameters": {
             name: getattr(args, name)
             for name in (
@@ -212,8 +211,14 @@ def _jsonable(value: Any) -> bool:
     return True
 
 
-def run_header(args, data: BehemothData) -> dict[str, Any]:
-    """The fields every unlearning/edit record opens with: what ran, on which model and data, for which request."""
+def is_edit_method(method: str) -> bool:
+    """Does `method` write new targets (the fine-tuning `edit`, or a locate-then-edit editor)?"""
+    return method in ("edit", *EDITOR_CHOICES)
+
+
+def run_header(args, data: BehemothData, rows) -> dict[str, Any]:
+    """The fields every unlearning/edit record opens with: what ran, on which model and data, for which request,
+    on how many of its facts, and for an edit which facts (`behemoth evaluate` judges an edit on them)."""
     return {
         "method": args.method,
         "model": args.model,
@@ -222,6 +227,8 @@ def run_header(args, data: BehemothData) -> dict[str, Any]:
         "dataset_fingerprint": data.fingerprint,
         "forget_split": args.forget_split,
         "request": {"request": args.request, "num_requests": args.num_requests},
+        "num_forget_examples": len(rows),
+        **({"edited_fact_ids": list(rows["fact_id"])} if is_edit_method(args.method) else {}),
     }
 
 
