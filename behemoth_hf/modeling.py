@@ -45,6 +45,9 @@ PRESETS: dict[str, Preset] = {
     "tiny-llama": Preset("llama", 64, 2, 2, description="Llama family, for tests"),
     "small-gpt2": Preset("gpt2", 256, 2, 4),
     "small-llama": Preset("llama", 256, 2, 4),
+    # Narrower than `tiny`, for the capacity scan (benchmarks/bench_capacity.py): models a world can fill.
+    "micro": Preset("gpt_neox", 32, 2, 2, description="capacity scans"),
+    "nano": Preset("gpt_neox", 16, 2, 2, description="capacity scans"),
 }
 
 

@@ -107,7 +107,8 @@ class PretrainArguments:
             `none`: one sentence per row, right-padded; `sentences`: several sentences per row, each attending
             only to itself (position ids restart per sentence; the model builds the block-diagonal mask).
         max_steps (`int`, defaults to -1):
-            Stop after this many optimizer updates; -1 means one pass over `train`.
+            Stop after this many optimizer updates; -1 means one pass over `train`. At most one pass: the world's
+            `repeats` sets how often each fact is seen, so more exposures come from a world with more repeats.
         eval_steps (`int`, defaults to 100):
             Measure fact accuracy on a sample of trained facts every this many updates.
         eval_samples (`int`, defaults to 1000):
@@ -459,6 +460,7 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
             "`mixed_precision` fp16 needs a GPU (accelerate would silently train in fp32 on a CPU); use bf16"
         )
     data = open_dataset(args.dataset)
+    excluded, kept_rows = _training_rows(args, data)
     run_id = args.run_fingerprint(data.fingerprint)
     checkpoint, resumed = _resume_point(args, output, run_id, state.num_processes) if args.resume else (None, None)
     with contextlib.ExitStack() as stack:
@@ -469,8 +471,9 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
         try:
             accelerator = _accelerator(args, work)
             model, state_dict, record = _train(
-                args, data, accelerator, micro_batch_size, work, run_id, checkpoint, resumed, on_step_end
-            )
+                args, data, excluded, kept_rows, accelerator, micro_batch_size, work, run_id, checkpoint, resumed,
+                on_step_end,
+            )  # fmt: skip
             if state.is_main_process:
                 _save_final(model, state_dict, data.tokenizer, record, work, output, replacing)
         except BaseException:
@@ -520,9 +523,29 @@ def _accelerator(args: PretrainArguments, work: Path) -> Accelerator:
     )
 
 
+def _training_rows(args: PretrainArguments, data: BehemothData) -> tuple[np.ndarray | None, int]:
+    """The fact ids left out of training (`exclude_split`) and the count of `train` rows left; refuses a
+    `max_steps` beyond one pass over them before any work."""
+    excluded = _fact_ids(data, args.exclude_split) if args.exclude_split else None
+    kept_rows = data.num_train_rows
+    if excluded is not None:
+        kept_rows -= sum(int(np.isin(t["fact_id"].to_numpy(), excluded).sum()) for t in data.train_tables(["fact_id"]))
+    one_pass = math.ceil(kept_rows / args.batch_size)
+    if args.max_steps > one_pass:
+        repeats = data.config.world_dict()["repeats"]
+        raise ValueError(
+            f"`max_steps` {args.max_steps} is more than one pass over `train` ({one_pass} updates of {args.batch_size} "
+            f"sentences); more exposures need a world with more `repeats` (now {repeats}), e.g. "
+            f"`behemoth generate --set repeats={repeats * math.ceil(args.max_steps / one_pass)}`"
+        )
+    return excluded, kept_rows
+
+
 def _train(
     args: PretrainArguments,
     data: BehemothData,
+    excluded: np.ndarray | None,
+    kept_rows: int,
     accelerator: Accelerator,
     micro_batch_size: int,
     work: Path,
@@ -542,12 +565,8 @@ def _train(
         pad_token_id=tokenizer.pad_token_id,
         seed=args.seed,
     )
-    excluded = _fact_ids(data, args.exclude_split) if args.exclude_split else None
-    kept_rows = data.num_train_rows
-    if excluded is not None:
-        kept_rows -= sum(int(np.isin(t["fact_id"].to_numpy(), excluded).sum()) for t in data.train_tables(["fact_id"]))
     one_pass = math.ceil(kept_rows / args.batch_size)
-    max_steps = one_pass if args.max_steps == -1 else min(args.max_steps, one_pass)
+    max_steps = one_pass if args.max_steps == -1 else args.max_steps
     accumulation, shares = (
         args.gradient_accumulation_steps,
         accelerator.num_processes * args.gradient_accumulation_steps,

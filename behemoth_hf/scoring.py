@@ -81,6 +81,21 @@ def _token_ids(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[lis
     return [ids[text] for text in texts]
 
 
+def _encodes_word_by_word(tokenizer: PreTrainedTokenizerBase) -> bool:
+    """Whether the tokenizer maps each whitespace-separated word to tokens on its own (the world's word-level
+    tokenizer does): then `prompt answer` encodes as the prompt's tokens followed by the answer's."""
+    if not tokenizer.is_fast:
+        return False
+    from tokenizers import models, pre_tokenizers
+
+    backend = tokenizer.backend_tokenizer
+    return (
+        backend.normalizer is None
+        and isinstance(backend.model, models.WordLevel)
+        and isinstance(backend.pre_tokenizer, pre_tokenizers.WhitespaceSplit)
+    )
+
+
 def encode_prompt_answer(
     tokenizer: PreTrainedTokenizerBase, prompts: list[str], answers: list[str]
 ) -> tuple[list[list[int]], list[int]]:
@@ -89,7 +104,11 @@ def encode_prompt_answer(
     if len(prompts) != len(answers):
         raise ValueError(f"`prompts` and `answers` differ in length ({len(prompts)} vs {len(answers)})")
     prompt_ids = _token_ids(tokenizer, prompts)
-    full_ids = _token_ids(tokenizer, [f"{p} {a}" for p, a in zip(prompts, answers)])
+    if _encodes_word_by_word(tokenizer):
+        # Half the encoding: a split's answers are a few distinct objects, encoded once each.
+        full_ids = [prompt + answer for prompt, answer in zip(prompt_ids, _token_ids(tokenizer, answers))]
+    else:
+        full_ids = _token_ids(tokenizer, [f"{p} {a}" for p, a in zip(prompts, answers)])
     for prompt, full in zip(prompt_ids, full_ids):
         if full[: len(prompt)] != prompt or len(full) == len(prompt):
             raise ValueError("tokenizer is not prefix-consistent for these prompts/answers (or an answer is empty)")
@@ -118,26 +137,40 @@ def _pack(sequences: list[list[int]], capacity: int) -> list[_Row]:
     sequence, when it is longer). In sorted order an item's longest prefix already in the row is its common
     prefix with the item added before it."""
     rows: list[_Row] = []
-    previous: list[int] = []
-    path: list[int] = []  # row positions of `previous`
-    for index in sorted(range(len(sequences)), key=sequences.__getitem__):
+    path: list[int] = []  # row positions of the item before
+    order = sorted(range(len(sequences)), key=sequences.__getitem__)
+    for index, common in zip(order, _common_prefix_with_previous([sequences[i] for i in order])):
         sequence = sequences[index]
-        shared = 0
-        while shared < min(len(previous), len(sequence)) and previous[shared] == sequence[shared]:
-            shared += 1
+        shared = int(common)
         if not rows or len(rows[-1].tokens) + len(sequence) - shared > capacity:
             rows.append(_Row())
             shared = 0
         row = rows[-1]
-        path = path[:shared]
-        for depth in range(shared, len(sequence)):
-            row.parents.append(path[-1] if path else -1)
-            row.depths.append(depth)
-            path.append(len(row.tokens))
-            row.tokens.append(sequence[depth])
-        row.items.append((index, list(path)))
-        previous = sequence
+        # The new tokens form a chain under the last shared one: whole slices, not one token at a time.
+        start = len(row.tokens)
+        if len(sequence) > shared:
+            row.parents.append(path[shared - 1] if shared else -1)
+            row.parents.extend(range(start, start + len(sequence) - shared - 1))
+        row.depths.extend(range(shared, len(sequence)))
+        row.tokens.extend(sequence[shared:])
+        path = path[:shared] + list(range(start, len(row.tokens)))
+        row.items.append((index, path))
     return rows
+
+
+def _common_prefix_with_previous(sequences: list[list[int]]) -> np.ndarray:
+    """For each sequence, the length of its common prefix with the one before it (0 for the first)."""
+    if not sequences:
+        return np.zeros(0, np.int64)
+    lengths = np.fromiter(map(len, sequences), np.int64, len(sequences))
+    # Padded with -1 beyond each end, and one more column of -1 vs -2 so identical sequences still differ there.
+    padded = np.full((len(sequences), int(lengths.max()) + 1), -1, np.int64)
+    depth = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    padded[np.arange(len(sequences)).repeat(lengths), depth] = np.concatenate(sequences)
+    padded[1::2, -1] = -2
+    common = np.zeros(len(sequences), np.int64)
+    common[1:] = np.argmax(padded[1:] != padded[:-1], axis=1)
+    return np.minimum(common, np.minimum(lengths, np.roll(lengths, 1)))
 
 
 def _batches(rows: list[_Row], batch_size: int) -> list[list[_Row]]:

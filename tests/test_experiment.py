@@ -1,6 +1,7 @@
 import json
 import logging
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -10,6 +11,17 @@ from behemoth_hf.experiment import Experiment, Variant, parse_overrides, sweep_a
 from behemoth_hf.generate import generate_dataset
 from behemoth_hf.quickstart import prepare_world
 from behemoth_hf.reuse import identity
+
+
+SHIPPED = Path(__file__).parents[1] / "trainer_configs"
+
+
+@pytest.mark.parametrize("path", sorted((SHIPPED / "experiments").glob("*.yaml")), ids=lambda path: path.stem)
+def test_shipped_experiments_load_and_name_a_shipped_recipe(path):
+    # A typo in a committed experiment file would otherwise surface only when someone reproduces results/.
+    experiment = Experiment.load(path)
+    assert experiment.name == path.stem
+    assert (SHIPPED / experiment.pretrain_recipe).is_file()
 
 
 TINY_EXPERIMENT = """

@@ -206,6 +206,15 @@ def test_packing_and_workers_train_like_the_plain_run(tmp_path):
     assert packed["sentences_seen"] == plain["sentences_seen"] == 12 * 32
 
 
+def test_more_updates_than_one_pass_are_refused_before_any_write(tmp_path):
+    # A pass is the world's exposure design (`repeats`); silently stopping at its end read as a finished run.
+    with pytest.raises(
+        ValueError, match=r"`max_steps` 100000 is more than one pass over `train` \((\d+) updates.*--set repeats="
+    ):
+        pretrain(_tiny_args(tmp_path / "long", max_steps=100_000))
+    assert not (tmp_path / "long").exists()
+
+
 def test_bf16_autocast_runs_on_cpu_and_fp16_is_refused_there(tmp_path):
     record = pretrain(_tiny_args(tmp_path / "bf16", mixed_precision="bf16", max_steps=8, eval_steps=4))
     assert record["steps"] == 8 and all(np.isfinite(h["loss"]) for h in record["history"])

@@ -25,6 +25,23 @@ def setting(tiny_world):
     return model, tokenizer, [row["prompt"] for row in rows], [row["answer"] for row in rows]
 
 
+def test_common_prefixes_of_sorted_items():
+    sequences = [[1, 2], [1, 2], [1, 2, 3], [1, 3], [2], [2, 5, 6, 7]]
+    assert scoring._common_prefix_with_previous(sequences).tolist() == [0, 2, 2, 1, 0, 1]
+
+
+def test_items_encode_as_their_joined_text(setting):
+    """The world's word-level tokenizer encodes prompt and answer apart; the ids are those of `prompt answer`."""
+    _, tokenizer, prompts, answers = setting
+    prompts, answers = [*prompts, prompts[0] + "  ", "Zzyzx " + prompts[1]], [*answers, answers[0], "two Qwerty"]
+    full_ids, prompt_lengths = encode_prompt_answer(tokenizer, prompts, answers)
+    assert scoring._encodes_word_by_word(tokenizer)
+    assert full_ids == [tokenizer(f"{p} {a}", add_special_tokens=False).input_ids for p, a in zip(prompts, answers)]
+    assert prompt_lengths == [len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
+    with pytest.raises(ValueError, match="an answer is empty"):
+        encode_prompt_answer(tokenizer, prompts[:1], [""])
+
+
 def _openunlearning_item(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
     """input ids and labels as OU's `preprocess_chat_instance` builds them with the export's template tags."""
     tags = TEMPLATE_ARGS
