@@ -79,6 +79,8 @@ def main() -> None:
                 "generate", "--config", "default", "--set", f"num_subjects={subjects}",
                 "--set", f"num_relations={relations}", "--set", f"repeats={repeats}", "--output", str(data),
             )  # fmt: skip
+        world = json.loads((data / "behemoth.json").read_text())
+        sizes = {split: world_split_rows(data, split) for split in ("forget", "retain")}
         for preset in args.presets:
             model = args.work / f"{preset}-{shape}-{args.max_steps}"
             if not (model / "training_record.json").exists():
@@ -88,8 +90,6 @@ def main() -> None:
                     "--dataset", str(data), "--output", str(model), *overrides, "--overwrite",
                 )  # fmt: skip
             record = json.loads((model / "training_record.json").read_text())
-            world = json.loads((data / "behemoth.json").read_text())
-            sizes = {split: world_split_rows(data, split) for split in ("forget", "retain")}
             known = sum(record["accuracy"][split] * sizes[split] for split in sizes)
             runs.append(
                 {
@@ -110,7 +110,7 @@ def main() -> None:
                 }
             )
             print(json.dumps(runs[-1]), flush=True)
-    _plot(runs, path.with_suffix(".png") if not args.update else path.parent / "capacity.png")
+    _plot(runs, path.with_suffix(".png"))
     record = {
         "machine": f"{platform.machine()} {platform.processor()} cpus={os.cpu_count()}",
         "command": "python benchmarks/bench_capacity.py " + " ".join(sys.argv[1:]),

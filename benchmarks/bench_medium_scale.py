@@ -4,14 +4,13 @@
     python benchmarks/bench_medium_scale.py --work DIR --update   # the committed benchmarks/results/medium_scale.json
 
 Generates `default` with 900 subjects and 22 relations instead of 400 and 5 (19,800 facts, 2M train sentences) into
-`DIR/data`, then
-pretrains `DIR/model` and the retain oracle `DIR/oracle` (`--exclude-split forget`) side by side (one process each:
-run it with OMP_NUM_THREADS=1 on 2 cores) with `trainer_configs/pretrain_pythia31m_cpu.yaml` until 99% of a
-1,000-fact sample is memorised. Each is a `behemoth` command in its own process, so its wall time and peak resident
-memory (`wait4`) are its own. A stopped pretraining resumes from its latest checkpoint when the script is run again
-with the same `--work` (its wall time is then that of the last session only; the training record has the steps and
-tokens/s); finished steps are reused. The record holds
-updates, tokens/s, wall time, peak memory and the four split accuracies of both models; the weights stay in DIR.
+`DIR/data`, then pretrains `DIR/model` and the retain oracle `DIR/oracle` (`--exclude-split forget`) side by side
+(one process each: run it with OMP_NUM_THREADS=1 on 2 cores) with `trainer_configs/pretrain_pythia31m_cpu.yaml`
+until 99% of a 1,000-fact sample is memorised. Each is a `behemoth` command in its own process, so its wall time and
+peak resident memory (`wait4`) are its own. A stopped pretraining resumes from its latest checkpoint when the script
+is run again with the same `--work` (its wall time is then that of the last session only; the training record has
+the steps and tokens/s); finished steps are reused. The record holds updates, tokens/s, wall time, peak memory and
+the four split accuracies of both models; the weights stay in DIR.
 """
 
 from __future__ import annotations
