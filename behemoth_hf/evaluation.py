@@ -17,7 +17,7 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -28,6 +28,9 @@ from behemoth_hf.export import openunlearning_utility_sets
 from behemoth_hf.probes import probe_metric_names, run_probes
 from behemoth_hf.scoring import AnswerScores, greedy_answers, score_answers
 from behemoth_hf.staging import check_output, staged_output
+
+if TYPE_CHECKING:
+    from accelerate import PartialState
 
 logger = logging.getLogger(__name__)
 
@@ -460,8 +463,8 @@ def _evaluator(path: str, data: BehemothData, args: EvaluationArguments, distrib
 def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     """Evaluate every model (and the oracle when it is a model folder); write results, report and plots.
 
-    Under `torchrun`/`accelerate launch` every process runs this: they share the scoring of each model (the
-    results are the same as one process's), and the main process writes while the others wait for it.
+    Under `torchrun`/`accelerate launch` every process runs this and the results are the same as one process's
+    (`_evaluate_all`); the main process writes while the others wait for it.
     """
     import torch
     from accelerate import PartialState
@@ -470,7 +473,6 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
     # CPU processes form a group only when asked to (`PartialState(cpu=True)`): as `Accelerator` does, with
     # ACCELERATE_USE_CPU=1, and without a GPU always (evaluation runs on the CPU then).
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU") or not torch.cuda.is_available())
-    distributed = state.num_processes > 1
     output = check_output(args.output_dir, SUMMARY_FILE, overwrite=args.overwrite)
     data = open_dataset(args.dataset)
     if "forget" not in data.fact_splits:
@@ -484,28 +486,58 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
         raise ValueError(
             f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}"
         )
+    distributed = state.num_processes > 1
     base_predictions = _evaluator(args.base, data, args, distributed).retain_predictions() if args.base else None
 
-    all_results: dict[str, dict[str, Any]] = {}
-    oracle_results = None
-    if args.oracle is not None and Path(args.oracle).is_file():
-        # Given as its results file: shown like an evaluated oracle in the report and plots, and copied.
-        oracle_results = metrics.read_eval_json(args.oracle)
-        all_results["oracle"] = oracle_results
-    elif oracle_is_model:
-        oracle_results = _evaluator(args.oracle, data, args, distributed).evaluate(base_predictions)
-        add_reference_metrics(oracle_results, oracle_results)  # the oracle against itself: forget quality 1.0
-        all_results["oracle"] = oracle_results
-    models = list(zip(names, args.model))
-    for name, path in tqdm(models, desc="evaluate", unit="model", disable=not state.is_main_process):
-        results = _evaluator(path, data, args, distributed).evaluate(base_predictions)
-        add_reference_metrics(results, oracle_results)
-        all_results[name] = results
+    jobs = [("oracle", args.oracle)] if oracle_is_model else []
+    jobs += list(zip(names, args.model))
+    evaluated = _evaluate_all(jobs, data, args, base_predictions, state)
+    if args.oracle is not None and not oracle_is_model:
+        # Given as its results file: shown like an evaluated oracle in the report and plots, and copied as it is.
+        evaluated = {"oracle": metrics.read_eval_json(args.oracle), **evaluated}
+    for name, results in evaluated.items():
+        if name != "oracle" or oracle_is_model:  # an evaluated oracle against itself: forget quality 1.0
+            add_reference_metrics(results, evaluated.get("oracle"))
     if state.is_main_process:
         with staged_output(output, SUMMARY_FILE, overwrite=args.overwrite) as staging:
-            _write_evaluation(staging, all_results, data, args, names)
+            _write_evaluation(staging, evaluated, data, args, names)
     state.wait_for_everyone()
-    return all_results
+    return evaluated
+
+
+def _evaluate_all(
+    jobs: list[tuple[str, str]],
+    data: BehemothData,
+    args: EvaluationArguments,
+    base_predictions: list[np.ndarray] | None,
+    state: PartialState,
+) -> dict[str, dict[str, Any]]:
+    """`ModelEvaluator.evaluate` of every (name, model folder) in `jobs`, on every process of the run.
+
+    Whole models go to single processes, round robin, as long as every process gets one (each then needs only its
+    own models in memory, and its metrics too run in parallel); the models left over, fewer than the processes,
+    are scored by all of them together (`score_answers(distributed=True)`). Either way every item is scored in
+    the batches one process would make, so the results are the same on any number of processes.
+    """
+    from accelerate.utils import gather_object
+
+    processes, rank = state.num_processes, state.process_index
+    whole = len(jobs) - len(jobs) % processes
+    progress = tqdm(total=len(jobs), desc="evaluate", unit="model", disable=not state.is_main_process)
+    mine = []
+    for index, (_, path) in enumerate(jobs):
+        alone = index < whole
+        if alone and index % processes != rank:
+            continue
+        mine.append((index, _evaluator(path, data, args, distributed=not alone).evaluate(base_predictions)))
+        # Every process finishes a round of whole models at about the same time.
+        progress.update(processes if alone else 1)
+    if processes > 1:
+        gathered = dict(gather_object(mine))  # the shared models arrive once from every process: all equal
+    else:
+        gathered = dict(mine)
+    progress.close()
+    return {name: gathered[index] for index, (name, _) in enumerate(jobs)}
 
 
 def _write_evaluation(output: Path, all_results: dict[str, dict[str, Any]], data, args, names: list[str]) -> None:

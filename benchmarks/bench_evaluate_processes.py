@@ -4,10 +4,12 @@
     python benchmarks/bench_evaluate_processes.py ... --update   # the committed benchmarks/results/evaluate_processes.json
 
 Each case is the README's command, `ACCELERATE_USE_CPU=1 torchrun --nproc_per_node N -m behemoth_hf.cli evaluate`,
-with one thread per process (`OMP_NUM_THREADS=1`), so N processes use N cores: the speed-up is what splitting the
-items between processes buys where one process cannot use the whole machine. Wall time is the whole command
-(start-up, model loading, writing) and the `evaluate` progress bar's seconds per model (its models alone: loading
-and scoring, not the oracle, start-up or writing); each case runs `--repeats` times and keeps the fastest. The results files of every case must be byte-identical.
+with one thread per process (`OMP_NUM_THREADS=1`), so N processes use N cores: the speed-up is what splitting the work
+between processes buys where one process cannot use the whole machine (whole models go to single processes; the models
+left over, fewer than the processes, have their items split). Wall time is the whole command (start-up, model loading,
+writing) and the `evaluate` progress bar's seconds per model (the oracle and the models: loading, scoring and metrics,
+not start-up or writing); each case runs `--repeats` times and keeps the fastest. The results files of every case must
+be byte-identical.
 """
 
 from __future__ import annotations

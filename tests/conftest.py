@@ -1,13 +1,17 @@
 """Test environment: never touch the Hub, isolate every HF cache. Set before any HF import reads them."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 
+SCRATCH_CACHES = {
+    "HF_HOME": tempfile.mkdtemp(prefix="behemoth-test-hf-home-"),
+    "BEHEMOTH_CACHE": tempfile.mkdtemp(prefix="behemoth-test-cache-"),
+}
 os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="behemoth-test-hf-home-")
-os.environ["BEHEMOTH_CACHE"] = tempfile.mkdtemp(prefix="behemoth-test-cache-")
+os.environ.update(SCRATCH_CACHES)
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 # One intra-op thread, whatever the machine or the caller's OMP_NUM_THREADS: the CPU backward of LayerNorm sums its
 # weight gradient in per-thread pieces, so 1 and 2 threads differ in the last bit at step 1, and Adam grows that to
@@ -46,3 +50,9 @@ def data():
     from behemoth_hf.data import open_dataset
 
     return open_dataset("tiny")
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The caches above are this session's scratch (tens of MB each): left behind, every run adds to /tmp."""
+    for folder in SCRATCH_CACHES.values():
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""`behemoth evaluate` under `torchrun --nproc_per_node 2` writes exactly what one process writes."""
+"""`behemoth evaluate` under `torchrun --nproc_per_node 2` writes exactly what one process writes: the oracle and
+one model each evaluated by one process, the third model by both together."""
 
 import os
 import subprocess
@@ -19,8 +20,9 @@ def test_two_processes_write_the_bytes_one_process_writes(tmp_path):
     pretrain = ["pretrain", "--config", TINY_PRETRAIN, "--dataset", str(world)]
     # Briefly trained: some facts are known (their greedy answers come from the scores), the others are generated.
     assert main([*pretrain, "--output", str(tmp_path / "model"), "--set", "max_steps=60"]) == 0
+    assert main([*pretrain, "--output", str(tmp_path / "early"), "--set", "max_steps=40"]) == 0
     assert main([*pretrain, "--output", str(tmp_path / "oracle"), "--set", "max_steps=20"]) == 0
-    arguments = ["evaluate", "--model", str(tmp_path / "model"), "--dataset", str(world)]
+    arguments = ["evaluate", "--model", str(tmp_path / "model"), str(tmp_path / "early"), "--dataset", str(world)]
     arguments += ["--oracle", str(tmp_path / "oracle"), "--base", str(tmp_path / "oracle"), "--batch_size", "16"]
     arguments += ["--probes", "true"]  # the probes' scoring is shared between the processes too
 
@@ -44,8 +46,12 @@ def test_two_processes_write_the_bytes_one_process_writes(tmp_path):
 
     one = sorted(path.relative_to(tmp_path / "one") for path in (tmp_path / "one").rglob("*") if path.is_file())
     two = sorted(path.relative_to(tmp_path / "two") for path in (tmp_path / "two").rglob("*") if path.is_file())
-    assert one == two and Path("model/BEHEMOTH_EVAL.json") in one
+    assert one == two and Path("model/BEHEMOTH_EVAL.json") in one and Path("early/BEHEMOTH_EVAL.json") in one
+    # Each folder holds its own model's results, not another's.
+    assert (tmp_path / "one/model/BEHEMOTH_EVAL.json").read_bytes() != (
+        tmp_path / "one/early/BEHEMOTH_EVAL.json"
+    ).read_bytes()
     for path in one:  # results, summaries, report and plots
         assert (tmp_path / "one" / path).read_bytes() == (tmp_path / "two" / path).read_bytes(), path
     # Only the main process wrote: no second output, staging folder or lock beside the first.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "one", "oracle", "two", "world"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["early", "model", "one", "oracle", "two", "world"]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from behemoth_hf.arguments import parse_dataclasses
+from behemoth_hf.arguments import parse_dataclasses, read_yaml
 from behemoth_hf.cli import main
 from behemoth_hf.config import make_config
 from behemoth_hf.data import open_dataset
@@ -29,6 +29,20 @@ def _tiny_args(output, **overrides) -> PretrainArguments:
     argv = ["--config", TINY_YAML, "--dataset", "tiny", "--output", str(output)]
     (args,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
     return PretrainArguments(**{**args.__dict__, **overrides})
+
+
+RECIPES = sorted(Path(TINY_YAML).parent.glob("pretrain_*.yaml")) + sorted(Path(TINY_YAML).parent.glob("oracle_*.yaml"))
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda path: path.stem)
+def test_shipped_pretraining_recipes_parse(recipe, tmp_path):
+    # Benchmarks and experiments name these files; a wrong key or value would surface only in a long run.
+    argv = ["--config", str(recipe), "--output", str(tmp_path)]
+    settings = read_yaml(recipe)
+    if "dataset" not in settings:
+        argv += ["--dataset", "tiny"]
+    (args,) = parse_dataclasses((PretrainArguments,), argv, "test")
+    assert {name: getattr(args, name) for name in settings} == settings
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import torch
 
 from behemoth_hf import scoring
 from behemoth_hf.export import TEMPLATE_ARGS
+from behemoth_hf.layout import LAYOUTS
 from behemoth_hf.metrics import rouge_scores
 from behemoth_hf.modeling import build_model
 from behemoth_hf.scoring import encode_prompt_answer, generate_answers, score_answers
@@ -40,6 +41,18 @@ def test_items_encode_as_their_joined_text(setting):
     assert prompt_lengths == [len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts]
     with pytest.raises(ValueError, match="an answer is empty"):
         encode_prompt_answer(tokenizer, prompts[:1], [""])
+
+
+def test_word_lookup_encodes_as_the_tokenizer_does(setting):
+    """Texts the Python look-up takes and texts it must leave to the tokenizer (other whitespace, an added token
+    inside a word, non-ASCII) get the tokenizer's own ids."""
+    _, tokenizer, prompts, answers = setting
+    word = prompts[0].split()[1]
+    texts = [prompts[0], f"  {word}   {answers[0]} ", "Zzyzx", "", f"{word}\t{word}", f"{word}\x1c{word}"]
+    texts += [f"{word}{tokenizer.eos_token}{word}", f"{word} \u00e9t\u00e9 {word}", f"{word}\u2003{word}"]
+    looked_up = scoring._looked_up_word_by_word(tokenizer, texts)
+    assert set(looked_up) == set(texts[:4])
+    assert scoring._token_ids(tokenizer, texts) == tokenizer(texts, add_special_tokens=False).input_ids
 
 
 def _openunlearning_item(tokenizer, question: str, answer: str) -> tuple[list[int], list[int]]:
@@ -124,22 +137,27 @@ def test_packed_scoring_equals_scoring_each_item_alone(tiny_world, preset, row_t
             np.testing.assert_allclose(got, expected, rtol=1e-6, err_msg=name)
     np.testing.assert_allclose(scores.eos_logprobs, reference["eos_logprobs"], rtol=1e-6)
     assert scores.correct.tolist() == reference["correct"] and scores.ends.tolist() == reference["ends"]
-    # ... while the last block's MLP ran only at the positions whose logits are read (the first block's at all).
+    # ... while the last block's MLP and attention output projection ran only at the positions whose logits are
+    # read (the first block's at all).
     blocks = next(module for module in model.modules() if isinstance(module, torch.nn.ModuleList))
-    seen = {"first": 0, "last": 0}
+    output_projection = LAYOUTS[model.config.model_type].attention[-1]
+    seen = {}
     for name, block in (("first", blocks[0]), ("last", blocks[-1])):
-        forward = block.mlp.forward
+        for part, module in (("mlp", block.mlp), ("projection", block.get_submodule(output_projection))):
+            seen[name, part] = 0
 
-        def counted(states, name=name, forward=forward):
-            seen[name] += states.shape[:-1].numel()
-            return forward(states)
+            def counted(states, key=(name, part), forward=module.forward):
+                seen[key] += states.shape[:-1].numel()
+                return forward(states)
 
-        monkeypatch.setattr(block.mlp, "forward", counted)
+            monkeypatch.setattr(module, "forward", counted)
     score_answers(model, tokenizer, prompts, answers, batch_size=7)
     full_ids, prompt_lengths = encode_prompt_answer(tokenizer, prompts, answers)
     read = {tuple(ids[:end]) for ids, length in zip(full_ids, prompt_lengths) for end in range(length, len(ids) + 1)}
-    assert len(read) <= seen["last"] <= sum(len(ids) - length + 1 for ids, length in zip(full_ids, prompt_lengths))
-    assert seen["last"] < seen["first"]
+    at_most = sum(len(ids) - length + 1 for ids, length in zip(full_ids, prompt_lengths))
+    for part in ("mlp", "projection"):
+        assert len(read) <= seen["last", part] <= at_most
+        assert seen["last", part] < seen["first", part] == seen["first", "mlp"]
 
 
 def _always_predict(model, token_id: int) -> None:

@@ -1,8 +1,8 @@
 """Where locate-then-edit methods read and write in each preset family, and the hooks they need.
 
 Every method edits the MLP's output projection of chosen layers: its input is the key `k` (the MLP's hidden
-activation at a token) and its output the value it writes into the residual stream. The three families name the
-projection differently, and GPT-2's `Conv1D` stores the weight transposed (`(in, out)`, `y = x W + b`), so every
+activation at a token) and its output the value it writes into the residual stream. The families name the
+projection differently (`behemoth_hf.layout`), and GPT-2's `Conv1D` stores the weight transposed (`(in, out)`, `y = x W + b`), so every
 update goes through `weight_matrix`, a `(out, in)` view of the stored tensor.
 """
 
@@ -10,42 +10,24 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import torch
 from transformers import PreTrainedModel
 
-
-@dataclass(frozen=True)
-class Family:
-    """Module paths of one architecture family: the list of blocks, and the MLP output projection in a block."""
-
-    blocks: str
-    projection: str
-    transposed: bool  # GPT-2's Conv1D keeps the weight as (in, out)
+from behemoth_hf.layout import Layout, decoder_blocks, layout
 
 
-FAMILIES = {
-    "gpt_neox": Family("gpt_neox.layers", "mlp.dense_4h_to_h", transposed=False),
-    "gpt2": Family("transformer.h", "mlp.c_proj", transposed=True),
-    "llama": Family("model.layers", "mlp.down_proj", transposed=False),
-}
-
-
-def family(model: PreTrainedModel) -> Family:
-    kind = model.config.model_type
-    if kind not in FAMILIES:
-        raise ValueError(f"locate-then-edit supports the {sorted(FAMILIES)} families; this model is {kind!r}")
-    return FAMILIES[kind]
+def family(model: PreTrainedModel) -> Layout:
+    return layout(model, "locate-then-edit")
 
 
 def blocks(model: PreTrainedModel) -> torch.nn.ModuleList:
-    return model.get_submodule(family(model).blocks)
+    return decoder_blocks(model, "locate-then-edit")
 
 
 def projection_name(model: PreTrainedModel, layer: int) -> str:
     """Module name of layer `layer`'s MLP output projection (its weight is `<name>.weight` in the state dict)."""
-    return f"{family(model).blocks}.{layer}.{family(model).projection}"
+    return f"{family(model).blocks}.{layer}.{family(model).mlp_output}"
 
 
 def projection(model: PreTrainedModel, layer: int) -> torch.nn.Module:

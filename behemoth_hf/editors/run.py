@@ -169,7 +169,7 @@ def run_editor(args: EditorArguments) -> dict[str, Any]:
             "lora_rank": None,
             "lora_alpha": None,
             "lora_targets": None,
-            "trainable_blocks": family(model).projection,
+            "trainable_blocks": family(model).mlp_output,
             "trainable_layers": ",".join(map(str, layers)),
         },
         "layers": layers,

@@ -1,7 +1,7 @@
 """Restricting an update, orthogonally to its loss: LoRA of rank k (peft) or training only chosen blocks.
 
 Blocks are the attention and MLP sub-modules of each transformer layer; `layers` selects layers by
-index ("1", "0-2", "0,3"). Module names are those of the three supported families.
+index ("1", "0-2", "0,3"). Module names come from `behemoth_hf.layout`.
 """
 
 from __future__ import annotations
@@ -11,24 +11,11 @@ import re
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import PreTrainedModel
 
+from behemoth_hf.layout import layout
+
 
 BLOCK_CHOICES = ("all", "mlp", "attention", "mlp+attention")
 LORA_TARGET_CHOICES = ("attention", "mlp", "all")
-
-# Per family: linear module names of each block, and the pattern that extracts a parameter's layer index.
-_FAMILIES = {
-    "gpt_neox": {
-        "attention": ["attention.query_key_value", "attention.dense"],
-        "mlp": ["mlp.dense_h_to_4h", "mlp.dense_4h_to_h"],
-        "layer": r"\.layers\.(\d+)\.",
-    },
-    "gpt2": {"attention": ["attn.c_attn", "attn.c_proj"], "mlp": ["mlp.c_fc", "mlp.c_proj"], "layer": r"\.h\.(\d+)\."},
-    "llama": {
-        "attention": ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj"],
-        "mlp": ["mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"],
-        "layer": r"\.layers\.(\d+)\.",
-    },
-}
 
 
 def parse_layers(spec: str | None, num_layers: int, parameter: str = "trainable_layers") -> list[int] | None:
@@ -47,20 +34,13 @@ def parse_layers(spec: str | None, num_layers: int, parameter: str = "trainable_
     return sorted(layers)
 
 
-def _family(model: PreTrainedModel) -> dict:
-    model_type = model.config.model_type
-    if model_type not in _FAMILIES:
-        raise ValueError(f"update restriction supports {list(_FAMILIES)} models, not {model_type!r}")
-    return _FAMILIES[model_type]
-
-
 def block_modules(model: PreTrainedModel, blocks: str) -> list[str]:
     """Linear module name suffixes of `blocks` ("attention", "mlp", "mlp+attention"/"all")."""
     if blocks not in BLOCK_CHOICES:
         raise ValueError(f"`trainable_blocks` must be one of {list(BLOCK_CHOICES)}, got {blocks!r}")
-    family = _family(model)
+    parts = layout(model, "update restriction")
     chosen = ["attention", "mlp"] if blocks in ("all", "mlp+attention") else [blocks]
-    return [name for block in chosen for name in family[block]]
+    return [name for block in chosen for name in getattr(parts, block)]
 
 
 def restrict_to_blocks(model: PreTrainedModel, blocks: str, layers: list[int] | None) -> None:
@@ -71,12 +51,12 @@ def restrict_to_blocks(model: PreTrainedModel, blocks: str, layers: list[int] | 
     """
     if blocks == "all" and layers is None:
         return
-    family = _family(model)
+    layer_pattern = layout(model, "update restriction").layer_pattern
     suffixes = block_modules(model, blocks)
     for name, parameter in model.named_parameters():
         module_name = name.rsplit(".", 1)[0]
         in_block = any(module_name.endswith(suffix) for suffix in suffixes)
-        layer = re.search(family["layer"], "." + name)
+        layer = re.search(layer_pattern, "." + name)
         in_layer = layers is None or (layer is not None and int(layer[1]) in layers)
         parameter.requires_grad_(in_block and in_layer)
 

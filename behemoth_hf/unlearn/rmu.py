@@ -6,16 +6,10 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
+from behemoth_hf.layout import decoder_blocks
 from behemoth_hf.unlearn.base import UnlearningTrainer
 from behemoth_hf.unlearn.losses import IGNORE_INDEX, activation_mse
 from behemoth_hf.unlearn.registry import register_method
-
-
-def decoder_layer(model, index: int) -> torch.nn.Module:
-    """Decoder layer `index` of a GPT-NeoX / Llama (`...layers.i`) or GPT-2 (`...h.i`) model, peft-wrapped or not."""
-    pattern = re.compile(rf"(?:.*\.)?(?:layers|h)\.{index}")
-    (module,) = (module for name, module in model.named_modules() if pattern.fullmatch(name))
-    return module
 
 
 @contextmanager
@@ -61,8 +55,9 @@ class RMUTrainer(UnlearningTrainer):
             raise ValueError(f"`rmu_layer` must be in [0, {num_layers - 1}] for this model, got {layer}")
         if args.rmu_params is not None:
             train_only(model, re.compile(args.rmu_params))
+        self.steered = decoder_blocks(model, "RMU")[layer]
         super().__init__(model=model, args=args, **kwargs)
-        self.steered, self.ref_steered = decoder_layer(self.model, layer), decoder_layer(self.ref_model, layer)
+        self.ref_steered = decoder_blocks(self.ref_model, "RMU")[layer]
         generator = torch.Generator().manual_seed(self.args.seed)
         direction = torch.rand(1, 1, self.model.config.hidden_size, generator=generator)
         self.control_vector = direction / direction.norm() * self.args.steering_coeff  # (1, 1, D)
