@@ -451,8 +451,12 @@ def is_edit_run(model: str | Path) -> bool:
     return _edit_record(model) is not None
 
 
-def _evaluator(path: str, data: BehemothData, args: EvaluationArguments, distributed: bool) -> ModelEvaluator:
+def _evaluator(
+    path: str, data: BehemothData, args: EvaluationArguments, state: PartialState, distributed: bool
+) -> ModelEvaluator:
+    """The evaluator of the model in `path`, on this process's device (its own GPU under a multi-GPU launch)."""
     model, _ = load_model(data, path)
+    model.to(state.device)
     record = _edit_record(path)
     edited = record.get("edited_fact_ids") if record is not None else None
     return ModelEvaluator(
@@ -487,7 +491,9 @@ def run_evaluation(args: EvaluationArguments) -> dict[str, dict[str, Any]]:
             f"`model` folders need distinct names (their results folders; 'oracle' is taken), got {names}"
         )
     distributed = state.num_processes > 1
-    base_predictions = _evaluator(args.base, data, args, distributed).retain_predictions() if args.base else None
+    base_predictions = (
+        _evaluator(args.base, data, args, state, distributed).retain_predictions() if args.base else None
+    )
 
     jobs = [("oracle", args.oracle)] if oracle_is_model else []
     jobs += list(zip(names, args.model))
@@ -529,7 +535,7 @@ def _evaluate_all(
         alone = index < whole
         if alone and index % processes != rank:
             continue
-        mine.append((index, _evaluator(path, data, args, distributed=not alone).evaluate(base_predictions)))
+        mine.append((index, _evaluator(path, data, args, state, distributed=not alone).evaluate(base_predictions)))
         # Every process finishes a round of whole models at about the same time.
         progress.update(processes if alone else 1)
     if processes > 1:
