@@ -4,13 +4,13 @@
     python benchmarks/bench_medium_scale.py --work DIR --update   # the committed benchmarks/results/medium_scale.json
 
 Generates `default` with 900 subjects and 22 relations instead of 400 and 5 (19,800 facts, 2M train sentences) into
-`DIR/data`, then pretrains `DIR/model` and the retain oracle `DIR/oracle` (`--exclude-split forget`) side by side
-(one process each: run it with OMP_NUM_THREADS=1 on 2 cores) with `trainer_configs/pretrain_pythia31m_cpu.yaml`
-until 99% of a 1,000-fact sample is memorised. Each is a `behemoth` command in its own process, so its wall time and
-peak resident memory (`wait4`) are its own. A stopped pretraining resumes from its latest checkpoint when the script
-is run again with the same `--work` (its wall time is then that of the last session only; the training record has
-the steps and tokens/s); finished steps are reused. The record holds updates, tokens/s, wall time, peak memory and
-the four split accuracies of both models; the weights stay in DIR.
+`DIR/data`, then pretrains `DIR/model` and the retain oracle `DIR/oracle` (`--exclude-split forget`) side by side (one
+process each: run it with OMP_NUM_THREADS=1 on 2 cores) with `trainer_configs/pretrain_pythia31m_medium.yaml` (the CPU
+recipe with a cosine decay over 16,000 updates) until 99% of a 1,000-fact sample is memorised. Each is a `behemoth`
+command in its own process, so its wall time and peak resident memory (`wait4`) are its own. A stopped pretraining
+resumes from its latest checkpoint when the script is run again with the same `--work` (its wall time is then that of
+the last session only; the training record has the steps and tokens/s); finished steps are reused. The record holds
+updates, tokens/s, wall time, peak memory and the four split accuracies of both models; the weights stay in DIR.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from results_file import add_output_arguments, output_path, write_record
 
-RECIPE = Path(__file__).parents[1] / "trainer_configs" / "pretrain_pythia31m_cpu.yaml"
+RECIPE = Path(__file__).parents[1] / "trainer_configs" / "pretrain_pythia31m_medium.yaml"
 # Ten times the `default` world's 2,000 facts, grown by relations: past 1,000 subjects (holdout included) subject
 # names become two words, a different and much slower task to learn (results/README.md, (1e)).
 SUBJECTS, RELATIONS = 900, 22
@@ -48,8 +48,12 @@ def _run_side_by_side(jobs: dict[str, tuple[list[str], Path]], steps: dict) -> N
             continue
         started[name] = (subprocess.Popen(command), time.perf_counter(), command)
     failed = []
-    for name, (process, start, command) in started.items():
-        _, status, usage = os.wait4(process.pid, 0)
+    by_pid = {process.pid: name for name, (process, _, _) in started.items()}
+    while by_pid:
+        # Whichever child ends first: waiting for them in order would charge a quicker one the slower one's time.
+        pid, status, usage = os.wait4(-1, 0)
+        name = by_pid.pop(pid)
+        _, start, command = started[name]
         if os.waitstatus_to_exitcode(status) != 0:
             failed.append(name)
             continue
