@@ -15,12 +15,17 @@ from transformers import PreTrainedModel
 @dataclass(frozen=True)
 class Layout:
     """Module paths of one family: the list of blocks (from the model), and each block's linear modules (from the
-    block). The MLP's last linear module is its output projection, where locate-then-edit methods write."""
+    block). The last linear module of the attention and of the MLP is its output projection; locate-then-edit
+    methods write into the MLP's."""
 
     blocks: str
     attention: tuple[str, ...]
     mlp: tuple[str, ...]
     transposed: bool  # GPT-2's Conv1D keeps the weight as (in, out)
+
+    @property
+    def attention_output(self) -> str:
+        return self.attention[-1]
 
     @property
     def mlp_output(self) -> str:

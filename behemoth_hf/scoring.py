@@ -226,7 +226,7 @@ def _read_only_modules(model: PreTrainedModel) -> list[torch.nn.Module]:
         return []
     parts = LAYOUTS[model.config.model_type]
     last = decoder_blocks(model, "scoring")[-1]
-    return [last.get_submodule(parts.attention[-1]), last.get_submodule(parts.mlp_module)]
+    return [last.get_submodule(parts.attention_output), last.get_submodule(parts.mlp_module)]
 
 
 @contextlib.contextmanager

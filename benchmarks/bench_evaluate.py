@@ -94,7 +94,8 @@ def main() -> None:
         model = AutoModelForCausalLM.from_pretrained(models["pretrained"])
         prompts = list(data.fact_splits["forget"]["prompt"]) + list(data.fact_splits["retain"]["prompt"])
         answers = list(data.fact_splits["forget"]["answer"]) + list(data.fact_splits["retain"]["answer"])
-        # One call takes a fifth of a second: best of 10, so a moment of contention on a shared machine is not the figure.
+        # One call takes a fifth of a second: best of 10, so a moment of contention on a shared machine is not the
+        # figure.
         facts_per_second = len(prompts) / _best_seconds(
             lambda: score_answers(model, data.tokenizer, prompts, answers), repeats=10
         )

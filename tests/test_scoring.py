@@ -140,7 +140,7 @@ def test_packed_scoring_equals_scoring_each_item_alone(tiny_world, preset, row_t
     # ... while the last block's MLP and attention output projection ran only at the positions whose logits are
     # read (the first block's at all).
     blocks = next(module for module in model.modules() if isinstance(module, torch.nn.ModuleList))
-    output_projection = LAYOUTS[model.config.model_type].attention[-1]
+    output_projection = LAYOUTS[model.config.model_type].attention_output
     seen = {}
     for name, block in (("first", blocks[0]), ("last", blocks[-1])):
         for part, module in (("mlp", block.mlp), ("projection", block.get_submodule(output_projection))):

@@ -1,9 +1,9 @@
 """Where locate-then-edit methods read and write in each preset family, and the hooks they need.
 
 Every method edits the MLP's output projection of chosen layers: its input is the key `k` (the MLP's hidden
-activation at a token) and its output the value it writes into the residual stream. The families name the
-projection differently (`behemoth_hf.layout`), and GPT-2's `Conv1D` stores the weight transposed (`(in, out)`, `y = x W + b`), so every
-update goes through `weight_matrix`, a `(out, in)` view of the stored tensor.
+activation at a token) and its output the value it writes into the residual stream. The families name the projection
+differently (`behemoth_hf.layout`), and GPT-2's `Conv1D` stores the weight transposed (`(in, out)`, `y = x W + b`),
+so every update goes through `weight_matrix`, a `(out, in)` view of the stored tensor.
 """
 
 from __future__ import annotations
