@@ -76,7 +76,9 @@ class _RegisterAfterDatasets:
     def exec_module(self, module):
         sys.meta_path.remove(self)
         self._loader.exec_module(module)
-        importlib.import_module("behemoth_hf.registry").register_builder()
+        # Unless it was the builder that imported `datasets`: it registers itself once it is defined.
+        if "behemoth_hf.builder" not in sys.modules:
+            importlib.import_module("behemoth_hf.registry").register_builder()
 
 
 if "datasets" in sys.modules:

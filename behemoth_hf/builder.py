@@ -134,3 +134,11 @@ class Behemoth(datasets.ArrowBasedBuilder):
         for pass_index in passes:
             for table_index, table in enumerate(corpus.pass_tables(pass_index)):
                 yield Key(pass_index, table_index), table
+
+
+# `load_dataset("behemoth", ...)` works whichever is imported first, this module or `datasets` (the package's import
+# hook registers the builder when `datasets` comes first).
+from behemoth_hf.registry import register_builder  # noqa: E402  (the registry imports this module)
+
+
+register_builder()

@@ -77,6 +77,18 @@ def main_process_print(message: str) -> None:
         print(message)
 
 
+def single_process_only(command: str) -> None:
+    """Refuse, before any work, a command without a multi-process mode started on several processes: each would run
+    all of it, and all but the first to finish would fail on the finished output."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and accelerate launch in every process
+    if launched > 1:
+        raise ValueError(
+            f"`behemoth {command}` runs in one process, and {launched} were started: run it without torchrun or "
+            "accelerate launch (several processes serve pretrain, unlearn, evaluate, attack relearn and edit with a "
+            "Trainer method)"
+        )
+
+
 def pretrain_command(argv: list[str]) -> int:
     """Pretrain a model from scratch on a Behemoth corpus (add --exclude-split forget for the oracle)."""
     from behemoth_hf.arguments import parse_dataclasses
@@ -119,7 +131,9 @@ def edit_command(argv: list[str]) -> int:
     """Edit facts toward new targets: fine-tuning (`edit`, LoRA rank k or blocks) or `--method rome|memit|alphaedit`."""
     from behemoth_hf.editors.run import EDITOR_CHOICES, editor_command, requested_method
 
-    if requested_method(argv) in EDITOR_CHOICES:
+    method = requested_method(argv)
+    if method in EDITOR_CHOICES:
+        single_process_only(f"edit --method {method}")
         return editor_command(argv)
     return _unlearning(argv, "behemoth edit", "edit")
 
@@ -209,6 +223,10 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "export": export_command,
 }
 
+# The commands that share their work between the processes of a torchrun / accelerate launch (edit and attack only
+# for some methods: they check).
+MULTI_PROCESS_COMMANDS = ("pretrain", "unlearn", "edit", "evaluate", "attack")
+
 
 # Failures of the user's input or environment: one line and exit 2, no traceback (anything else is a bug and keeps
 # its traceback). An OSError counts when it names the file it failed on (an unwritable parent, an output path that
@@ -245,6 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
+        if known.command not in MULTI_PROCESS_COMMANDS:
+            single_process_only(known.command)
         return COMMANDS[known.command](argv[1:] + rest)
     except KeyboardInterrupt:
         print(f"behemoth {known.command}: interrupted", file=sys.stderr)

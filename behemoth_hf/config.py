@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from behemoth_hf import resources
+from behemoth_hf.lexicon import ONE_WORD_NAME_LIMIT, vocab_size_for
 
 
-# Entity types with more members than this get two-word names, as in the original generator.
-ONE_WORD_NAME_LIMIT = 1000
 # Two-word names cap a type at ONE_WORD_NAME_LIMIT**2 members.
 MAX_ENTITIES_PER_TYPE = ONE_WORD_NAME_LIMIT**2
 # Token ids must fit in uint16 so that tokenised corpora stay compact.
@@ -256,8 +255,6 @@ class BehemothConfig:
                 f"relation's {min_vocab} values), got {self.num_perturbed}"
             )
         self._validate_forget_split()
-        from behemoth_hf.lexicon import vocab_size_for  # late import: lexicon depends on this module
-
         vocab_size = vocab_size_for(self)
         if vocab_size > MAX_VOCAB_SIZE:
             raise ValueError(

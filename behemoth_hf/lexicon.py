@@ -17,15 +17,19 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from behemoth_hf.config import ONE_WORD_NAME_LIMIT, BehemothConfig
-
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    # Only for annotations: `behemoth_hf.config` imports this module (its validation needs `vocab_size_for`).
+    from behemoth_hf.config import BehemothConfig
+
 # numpy and pyarrow are imported where used: validating any config calls `vocab_size_for`, and `behemoth configs`
 # (which validates the named configs) would otherwise pay for both at start-up.
 
+
+# Entity types with more members than this get two-word names, as in the original generator.
+ONE_WORD_NAME_LIMIT = 1000
 
 EOS_TOKEN = "<|endoftext|>"
 PAD_TOKEN = "<|padding|>"

@@ -7,6 +7,7 @@ preset: memorising facts with dropout on is several times slower (hf-stack.md se
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,3 +106,14 @@ def build_model(preset: str, vocab_size: int, *, eos_token_id: int, pad_token_id
     config = model_config(preset, vocab_size, eos_token_id=eos_token_id, pad_token_id=pad_token_id)
     torch.manual_seed(seed)
     return AutoModelForCausalLM.from_config(config)
+
+
+def rebuilt_model(model: PreTrainedModel) -> PreTrainedModel:
+    """A new model of `model`'s architecture and generation config on the CPU, to load a gathered state dict into.
+
+    The model to save after FSDP: FSDP2 swaps a sharded model's class for a subclass of its own, and transformers'
+    save-time weight renaming, keyed by class name, would skip it (a GPT-NeoX head written as `lm_head`, which
+    transformers 4.x, OpenUnlearning's, does not read)."""
+    rebuilt = AutoModelForCausalLM.from_config(model.config)
+    rebuilt.generation_config = copy.deepcopy(model.generation_config)
+    return rebuilt

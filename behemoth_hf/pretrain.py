@@ -30,6 +30,7 @@ import torch
 from accelerate import Accelerator, PartialState
 from accelerate.state import AcceleratorState
 from accelerate.utils import (
+    DistributedType,
     GradientAccumulationPlugin,
     ProjectConfiguration,
     broadcast_object_list,
@@ -44,7 +45,7 @@ from tqdm.auto import tqdm
 from transformers import GenerationConfig, get_scheduler
 
 from behemoth_hf.data import BehemothData, open_dataset
-from behemoth_hf.modeling import PRESETS, build_model
+from behemoth_hf.modeling import PRESETS, build_model, rebuilt_model
 from behemoth_hf.render import END
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.staging import check_output, claimed, commit, is_finished, refuse_unsafe_path, staging_path
@@ -494,7 +495,8 @@ def _checked_output(args: PretrainArguments) -> Path:
         return output
     if unfinished and not args.overwrite:
         raise FileExistsError(
-            f"`output_dir` {output} holds an unfinished run; pass --resume to continue it or --overwrite to start again"
+            f"`output_dir` {output} holds an unfinished run; pass --resume to continue it or --overwrite to start "
+            "again"
         )
     return check_output(output, (RECORD_FILE, CHECKPOINT_MARKER), overwrite=args.overwrite)
 
@@ -534,8 +536,8 @@ def _training_rows(args: PretrainArguments, data: BehemothData) -> tuple[np.ndar
     if args.max_steps > one_pass:
         repeats = data.config.world_dict()["repeats"]
         raise ValueError(
-            f"`max_steps` {args.max_steps} is more than one pass over `train` ({one_pass} updates of {args.batch_size} "
-            f"sentences); more exposures need a world with more `repeats` (now {repeats}), e.g. "
+            f"`max_steps` {args.max_steps} is more than one pass over `train` ({one_pass} updates of "
+            f"{args.batch_size} sentences); more exposures need a world with more `repeats` (now {repeats}), e.g. "
             f"`behemoth generate --set repeats={repeats * math.ceil(args.max_steps / one_pass)}`"
         )
     return excluded, kept_rows
@@ -579,6 +581,7 @@ def _train(
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     step, history, wall_before, rows_consumed = 0, [], 0.0, 0
     if checkpoint is not None:
+        _check_engine(checkpoint, resumed, accelerator)
         accelerator.load_state(str(checkpoint))
         step, history = resumed["step"], resumed["history"]
         wall_before, rows_consumed = resumed["wall_seconds"], resumed["rows_consumed"]
@@ -694,7 +697,11 @@ def _train(
         "example_prompt": eval_prompts[0],
         "versions": _versions(),
         "num_processes": accelerator.num_processes,
+        "distributed_type": accelerator.distributed_type.value,
     }
+    if accelerator.distributed_type == DistributedType.FSDP and accelerator.is_main_process:
+        model = rebuilt_model(model)
+        model.load_state_dict(state_dict)
     return model, state_dict, record
 
 
@@ -747,6 +754,23 @@ def _resume_point(args: PretrainArguments, output: Path, run_id: str, num_proces
     return checkpoint, state
 
 
+def _check_engine(checkpoint: Path, resumed: dict, accelerator: Accelerator) -> None:
+    """Refuse a checkpoint another engine wrote: FSDP, DeepSpeed and plain data parallel each save the model and
+    optimizer in their own files."""
+    saved = resumed.get("distributed_type")
+    if saved is not None and _engine(saved) != _engine(accelerator.distributed_type.value):
+        raise ValueError(
+            f"--resume: the checkpoint {checkpoint} was written under {_engine(saved)}, this run is under "
+            f"{_engine(accelerator.distributed_type.value)}; resume with the launch configuration that wrote it (or "
+            "start a new run)"
+        )
+
+
+def _engine(distributed_type: str) -> str:
+    """What a checkpoint's files depend on: the sharding engine, not the device or the process count."""
+    return {"FSDP": "FSDP", "DEEPSPEED": "DeepSpeed"}.get(distributed_type, "no sharding engine")
+
+
 def _latest_checkpoint(output: Path) -> Path | None:
     folders = sorted((output / CHECKPOINT_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))
     complete = [folder for folder in folders if (folder / STATE_FILE).exists()]
@@ -765,6 +789,7 @@ def _save_checkpoint(accelerator, output: Path, step, run_id, rows_consumed, his
             "history": history,
             "wall_seconds": wall,
             "num_processes": accelerator.num_processes,
+            "distributed_type": accelerator.distributed_type.value,
         }
         (folder / STATE_FILE).write_text(json.dumps(state, indent=2))
         folders = sorted((output / CHECKPOINT_DIR).glob("step-*"), key=lambda p: int(p.name.split("-")[1]))

@@ -9,14 +9,16 @@ Behemoth builder reads none, so the lookup is pointed at the builder's own sourc
 
 from __future__ import annotations
 
-import datasets.load
-from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
-
-from behemoth_hf import builder
-
 
 def register_builder() -> None:
     """Register `behemoth` with `datasets.load_dataset` (idempotent)."""
+    # Imported here, not above: the builder module registers itself (importing this one), and importing `datasets`
+    # sets off the package's import hook, which calls this function.
+    import datasets.load
+    from datasets.packaged_modules import _PACKAGED_DATASETS_MODULES
+
+    from behemoth_hf import builder
+
     _PACKAGED_DATASETS_MODULES[builder.DATASET_NAME] = (builder.__name__, builder.source_hash())
     factory = datasets.load.PackagedDatasetModuleFactory
     if getattr(factory.get_module, "_behemoth_patched", False):

@@ -22,6 +22,7 @@ world computes 24,900 positions this way, instead of the 170,000 tokens of its 1
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -229,6 +230,11 @@ def _read_only_modules(model: PreTrainedModel) -> list[torch.nn.Module]:
     return [last.get_submodule(parts.attention_output), last.get_submodule(parts.mlp_module)]
 
 
+def _sharded_by_fsdp(model: torch.nn.Module) -> bool:
+    fsdp = sys.modules.get("torch.distributed.fsdp")  # not imported (a second of start-up): nothing sharded by it
+    return fsdp is not None and isinstance(model, fsdp.FSDPModule)
+
+
 @contextlib.contextmanager
 def _computed_only_at(modules: list[torch.nn.Module], positions: torch.Tensor) -> Iterator[None]:
     """Run each of `modules`, position-wise maps of (batch, seq, width) states, only at `positions` (flat indices
@@ -289,22 +295,28 @@ def _score_batch(
     read = torch.from_numpy(unique).to(device)
     # Additive mask, which eager and SDPA attention both take as it is.
     mask = torch.zeros(visible.shape, dtype=dtype).masked_fill_(torch.from_numpy(~visible), torch.finfo(dtype).min)
+    inputs = {
+        "input_ids": torch.from_numpy(input_ids).to(device),
+        "attention_mask": mask[:, None].to(device),
+        "position_ids": torch.from_numpy(position_ids).to(device),
+        "use_cache": False,
+    }
     with _computed_only_at(_read_only_modules(model), read):
-        hidden = model.get_decoder()(
-            input_ids=torch.from_numpy(input_ids).to(device),
-            attention_mask=mask[:, None].to(device),
-            position_ids=torch.from_numpy(position_ids).to(device),
-            use_cache=False,
-        ).last_hidden_state
-    selected = hidden.reshape(-1, hidden.shape[-1])[read]
-    logprobs = torch.log_softmax(model.get_output_embeddings()(selected).float(), dim=-1)
+        if _sharded_by_fsdp(model):
+            # FSDP gathers the weights in forward hooks that start from the root module's: the root must run, and
+            # it computes the logits at every position.
+            logits = model(**inputs).logits
+            selected_logits = logits.reshape(-1, logits.shape[-1])[read]
+        else:
+            hidden = model.get_decoder()(**inputs).last_hidden_state
+            selected_logits = model.get_output_embeddings()(hidden.reshape(-1, hidden.shape[-1])[read])
+    logprobs = torch.log_softmax(selected_logits.float(), dim=-1)
     inverse = torch.from_numpy(inverse).to(device)
     target_logprobs = logprobs[inverse, torch.tensor(targets, device=device)]
     predicted = logprobs.argmax(-1)[inverse]
     return items, target_logprobs.cpu().numpy(), predicted.cpu().numpy()
 
 
-@torch.inference_mode()
 def score_answers(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -321,13 +333,17 @@ def score_answers(
     eos_id = tokenizer.eos_token_id
     was_training = model.training
     model.eval()
+    # Inference mode, except under FSDP: its gathered-weight buffers outlive the call, and buffers made in inference
+    # mode could not be written by the training that goes on after it.
+    no_autograd = torch.no_grad() if _sharded_by_fsdp(model) else torch.inference_mode()
     try:
         capacity = max([ROW_TOKENS, *map(len, full_ids)])
-        results = _spread(
-            _chunks(full_ids, batch_size),
-            lambda chunk: _score_batch(model, _pack(full_ids, chunk, capacity), full_ids, prompt_lengths, eos_id),
-            distributed,
-        )
+        with no_autograd:
+            results = _spread(
+                _chunks(full_ids, batch_size),
+                lambda chunk: _score_batch(model, _pack(full_ids, chunk, capacity), full_ids, prompt_lengths, eos_id),
+                distributed,
+            )
     finally:
         model.train(was_training)
     token_logprobs, predicted_ids, eos_logprobs, eos_predicted = [None] * len(full_ids), [None] * len(full_ids), {}, {}

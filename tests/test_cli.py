@@ -290,6 +290,40 @@ print(loaded())
     assert (output / "behemoth.json").is_file()
 
 
+def test_every_module_imports_first_thing():
+    # An import cycle breaks only the entry points whose first import is on it, and in this process some earlier
+    # import has long completed every cycle: `behemoth attack` and `from behemoth_hf import Lexicon` once failed in a
+    # fresh interpreter, and a fresh `import behemoth_hf.builder` too. Every module is imported first in turn, in one
+    # interpreter (the package's own modules forgotten in between), and each public name's module in a fresh one.
+    code = """
+import importlib, pkgutil, sys
+import behemoth_hf
+import datasets  # the package's import hook registers the builder now, not in the middle of the loop below
+failed = []
+for module in pkgutil.walk_packages(behemoth_hf.__path__, "behemoth_hf."):
+    for name in [name for name in sys.modules if name.startswith("behemoth_hf.")]:
+        del sys.modules[name]
+    try:
+        importlib.import_module(module.name)
+    except ImportError as error:
+        failed.append(f"{module.name}: {error}")
+print(failed)
+"""
+    import behemoth_hf
+
+    fresh = [f"import {module}" for module in sorted(set(behemoth_hf._LAZY.values()))]
+    running = [
+        subprocess.Popen([sys.executable, "-c", text], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for text in [code, *fresh]
+    ]
+    results = [process.communicate(timeout=300) for process in running]
+    assert results[0][0].strip() == "[]", results[0]
+    failed = [
+        (text, err[-300:]) for text, process, (_, err) in zip(fresh, running[1:], results[1:]) if process.returncode
+    ]
+    assert not failed, failed
+
+
 def test_importing_datasets_later_registers_the_builder():
     # `import behemoth_hf` no longer imports datasets; `load_dataset("behemoth", ...)` still works whichever comes
     # first.

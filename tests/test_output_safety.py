@@ -253,7 +253,7 @@ def test_truncated_weights_are_named(tmp_path, world, pretrained, capsys):
     assert not (tmp_path / "e").exists()
 
 
-def test_resume_with_another_process_count_is_refused(tmp_path, world, capsys):
+def test_resume_with_another_process_count_or_engine_is_refused(tmp_path, world, capsys):
     output = tmp_path / "model"
     argv = ["pretrain", "--config", TINY_PRETRAIN, "--dataset", str(world), "--output", str(output)]
     assert main([*argv, "--set", "max_steps=4", "--set", "save_steps=2"]) == 0
@@ -266,9 +266,40 @@ def test_resume_with_another_process_count_is_refused(tmp_path, world, capsys):
     assert "2 process(es)" in capsys.readouterr().err
     assert main([*argv, "--set", "max_steps=4", "--set", "save_steps=2"]) == 2  # unfinished: resume or overwrite
     assert "--resume" in capsys.readouterr().err
+    # A checkpoint FSDP wrote holds its model and optimizer in FSDP's own files: refused by name, not left to fail
+    # on a missing file once the processes have started.
+    assert state["distributed_type"] == "NO"
+    state_file.write_text(json.dumps({**state, "distributed_type": "FSDP"}))
+    assert main([*argv, "--set", "max_steps=4", "--set", "save_steps=2", "--resume"]) == 2
+    assert "written under FSDP, this run is under no sharding engine" in capsys.readouterr().err
 
 
 # ---------------------------------------------------------------------------------------------- several processes
+@pytest.mark.parametrize(
+    "words, command",
+    [
+        (["edit", "--method", "rome", "--num_edits", "2"], "edit --method rome"),
+        (["attack", "quantize"], "attack quantize"),
+        (["generate", "--config", "tiny"], "generate"),
+        (["trace"], "trace"),
+        (["export", "openunlearning"], "export"),
+        (["experiment", "--config", "tiny.yaml"], "experiment"),
+    ],
+    ids=lambda value: value if isinstance(value, str) else None,
+)
+def test_single_process_commands_refuse_several_processes_before_any_work(
+    words, command, tmp_path, monkeypatch, capsys
+):
+    # Under torchrun each process would run the whole command, and all but the first to finish would fail on the
+    # finished output (ROME did: one model saved, the launch failed).
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    output = tmp_path / "out"
+    assert main([*words, "--output", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert f"`behemoth {command}` runs in one process, and 2 were started" in error
+    assert not output.exists()
+
+
 def _torchrun(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "behemoth_hf.cli", *args]

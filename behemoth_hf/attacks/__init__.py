@@ -23,6 +23,10 @@ def attack_command(argv: list[str]) -> int:
     parser.add_argument("attack", choices=list(ATTACKS), help="; ".join(f"{k}: {v}" for k, v in ATTACKS.items()))
     # Only the attack name here: its own parser reads (and documents) everything after it.
     attack = parser.parse_args(argv[:1]).attack
+    if attack == "quantize":
+        from behemoth_hf.cli import single_process_only
+
+        single_process_only("attack quantize")
 
     from behemoth_hf.arguments import parse_dataclasses
     from behemoth_hf.attacks.quantize import QuantizeArguments, run_quantize

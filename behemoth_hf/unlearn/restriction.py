@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 
+import torch
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
-from transformers import PreTrainedModel
+from transformers import PreTrainedModel, Trainer
 
 from behemoth_hf.layout import layout
+from behemoth_hf.modeling import rebuilt_model
 
 
 BLOCK_CHOICES = ("all", "mlp", "attention", "mlp+attention")
@@ -85,6 +87,27 @@ def count_parameters(model) -> tuple[int, int]:
     return trainable, sum(p.numel() for p in model.parameters())
 
 
+def trained_model(trainer: Trainer) -> PreTrainedModel | None:
+    """The plain `transformers` model to save, LoRA adapters merged into the base weights, on the main process
+    (None on the others). Every process must call it: under FSDP each holds a shard of every weight, gathered here
+    (as `Trainer.save_model` gathers them) into a whole copy of the model."""
+    model = trainer.model
+    if trainer.is_fsdp_enabled:
+        state_dict = trainer.accelerator.get_state_dict(model)
+        if trainer.is_world_process_zero():
+            model = _whole_copy(trainer.accelerator.unwrap_model(model), state_dict)
+    return merged_model(model) if trainer.is_world_process_zero() else None
+
+
 def merged_model(model) -> PreTrainedModel:
-    """The plain `transformers` model to save: LoRA adapters merged into the base weights."""
+    """`model` as a plain `transformers` model: LoRA adapters merged into the base weights."""
     return model.merge_and_unload() if isinstance(model, PeftModel) else model
+
+
+def _whole_copy(sharded, state_dict: dict[str, torch.Tensor]):
+    """A model of `sharded`'s architecture (and adapters) on the CPU, holding the gathered `state_dict`."""
+    whole = rebuilt_model(sharded.get_base_model() if isinstance(sharded, PeftModel) else sharded)
+    if isinstance(sharded, PeftModel):
+        whole = get_peft_model(whole, sharded.peft_config[sharded.active_adapter])
+    whole.load_state_dict(state_dict)
+    return whole

@@ -32,9 +32,9 @@ from behemoth_hf.unlearn.registry import METHODS
 from behemoth_hf.unlearn.restriction import (
     apply_lora,
     count_parameters,
-    merged_model,
     parse_layers,
     restrict_to_blocks,
+    trained_model,
 )
 
 
@@ -166,6 +166,7 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "total_parameters": total,
         "seed": args.seed,
         "num_processes": trainer.accelerator.num_processes,  # each trains on its slice of every step's batch
+        "distributed_type": trainer.accelerator.distributed_type.value,
         "steps": result.global_step,
         "train_loss": result.training_loss,
         "wall_seconds": wall_seconds,
@@ -174,8 +175,9 @@ def run_unlearning(args: UnlearningArguments) -> dict[str, Any]:
         "log_history": trainer.state.log_history,
         "arguments": {k: v for k, v in dataclasses.asdict(args).items() if _jsonable(v)},
     }
+    model = trained_model(trainer)
     if trainer.is_world_process_zero():
-        save_run(merged_model(trainer.model), tokenizer, record, output, args.overwrite)
+        save_run(model, tokenizer, record, output, args.overwrite)
     trainer.accelerator.wait_for_everyone()  # under several processes the others return once the model is saved
     return record
 
