@@ -124,8 +124,9 @@ class PretrainArguments:
             Update the progress bar's loss every this many updates.
         seed (`int`, defaults to 0):
             Seed of model initialisation and evaluation sampling.
-        mixed_precision (`str`, defaults to `"no"`):
-            `no`, `fp16`, `bf16`, or `auto` (bf16 where the GPU supports it, else no).
+        mixed_precision (`str`, *optional*):
+            `no`, `fp16`, `bf16`, or `auto` (bf16 where the GPU supports it, else no). Unset, the launcher's (the
+            `accelerate launch` config file or `--mixed_precision`), else `no`, as `TrainingArguments` does.
         torch_compile (`bool`, defaults to `False`):
             Compile the model with `torch.compile` (inductor) through accelerate.
         dataloader_num_workers (`int`, defaults to 0):
@@ -172,8 +173,8 @@ class PretrainArguments:
     save_total_limit: int = field(default=2, metadata={"help": "checkpoints kept"})
     logging_steps: int = field(default=20, metadata={"help": "updates between loss reports"})
     seed: int = field(default=0, metadata={"help": "seed of initialisation and evaluation sampling"})
-    mixed_precision: Literal["no", "fp16", "bf16", "auto"] = field(
-        default="no", metadata={"help": "`auto`: bf16 where the GPU supports it"}
+    mixed_precision: Literal["no", "fp16", "bf16", "auto"] | None = field(
+        default=None, metadata={"help": "`auto`: bf16 where the GPU supports it; unset: the launcher's, else no"}
     )
     torch_compile: bool = field(default=False, metadata={"help": "compile the model with torch.compile"})
     dataloader_num_workers: int = field(default=0, metadata={"help": "worker processes that prepare batches"})
@@ -211,6 +212,10 @@ class PretrainArguments:
             raise ValueError("`warmup_steps` and `seed` must be >= 0")
         if self.target_accuracy is not None and not 0 < self.target_accuracy <= 1:
             raise ValueError(f"`target_accuracy` must be in (0, 1] or None, got {self.target_accuracy}")
+        if self.mixed_precision is None:
+            # The launcher's (`accelerate launch` sets ACCELERATE_MIXED_PRECISION), as TrainingArguments takes it: the
+            # explicit value handed to the Accelerator would override a launch file's bf16.
+            self.mixed_precision = os.environ.get("ACCELERATE_MIXED_PRECISION", "no")
         if self.mixed_precision not in ("no", "fp16", "bf16", "auto"):
             raise ValueError(f"`mixed_precision` must be no, fp16, bf16 or auto; got {self.mixed_precision!r}")
         if self.packing not in ("none", "sentences"):

@@ -31,8 +31,9 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _launch_fsdp(argv: list[str], log) -> subprocess.Popen:
-    """`behemoth ARGV` on 2 CPU processes with the shipped FSDP configuration (fp32: no bf16 on this CPU)."""
+def _launch_fsdp(argv: list[str], log, mixed_precision: str = "no") -> subprocess.Popen:
+    """`behemoth ARGV` on 2 CPU processes with the shipped FSDP configuration; fp32 unless `mixed_precision` is
+    `shipped` (the file's bf16, which CPUs run too)."""
     environment = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [
         sys.executable,
@@ -41,7 +42,8 @@ def _launch_fsdp(argv: list[str], log) -> subprocess.Popen:
         "--config_file",
         str(CONFIGS / "accelerate/fsdp.yaml"),
     ]
-    command += ["--num_processes", "2", "--mixed_precision", "no", "--main_process_port", str(_free_port())]
+    command += ["--num_processes", "2", "--main_process_port", str(_free_port())]
+    command += [] if mixed_precision == "shipped" else ["--mixed_precision", mixed_precision]
     command += [str(REPO / "tests" / "fsdp_on_cpu.py"), *argv]
     return subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.DEVNULL, stderr=log)
 
@@ -67,7 +69,8 @@ def test_fsdp_pretrains_unlearns_and_relearns_like_one_process(tmp_path, tiny_mo
     relearn_argv += ["--max_steps", "4", "--eval_steps", "2", "--learning_rate", "1e-3"]
     with contextlib.ExitStack() as stack:
         pretrain_log, unlearn_log, relearn_log = (stack.enter_context(tempfile.TemporaryFile("w+")) for _ in range(3))
-        pretraining = _launch_fsdp(pretrain_argv, pretrain_log)
+        # The launch file's bf16, which `pretrain` takes from the launcher as the Trainer commands do.
+        pretraining = _launch_fsdp(pretrain_argv, pretrain_log, mixed_precision="shipped")
         try:
             unlearn_fsdp_argv = [
                 *unlearn_argv,
@@ -93,14 +96,15 @@ def test_fsdp_pretrains_unlearns_and_relearns_like_one_process(tmp_path, tiny_mo
             _finish(pretraining, pretrain_log)
 
     record = json.loads((pretrained / "training_record.json").read_text())
-    assert record["distributed_type"] == "FSDP" and record["num_processes"] == 2
+    assert (record["distributed_type"], record["num_processes"]) == ("FSDP", 2)
+    assert record["arguments"]["mixed_precision"] == "bf16"
     assert record["stopped_early"] and record["history"][-1]["sample_accuracy"] >= 0.95
     # accelerate's FSDP engine wrote the checkpoints (plain data parallel writes model.safetensors).
     assert all((step / "pytorch_model_fsdp.bin").is_file() for step in (pretrained / "checkpoints").iterdir())
     # The tensor names a 1-process run writes (a GPT-NeoX head saved as `lm_head` loads randomly in transformers 4.x).
-    assert (
-        load_file(pretrained / "model.safetensors").keys() == load_file(Path(tiny_model) / "model.safetensors").keys()
-    )
+    weights = load_file(pretrained / "model.safetensors")
+    assert weights.keys() == load_file(Path(tiny_model) / "model.safetensors").keys()
+    assert {tensor.dtype for tensor in weights.values()} == {torch.float32}  # computed in bf16, kept in fp32
     model, tokenizer = AutoModelForCausalLM.from_pretrained(pretrained), AutoTokenizer.from_pretrained(pretrained)
     forget = open_dataset("tiny").fact_splits["forget"]
     assert score_answers(model, tokenizer, forget["prompt"], forget["answer"]).accuracy >= 0.9

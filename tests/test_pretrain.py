@@ -154,6 +154,20 @@ def test_yaml_flags_and_set_precedence(tmp_path):
         parse_dataclasses((PretrainArguments,), ["--dataset", "tiny", "--output", "x", "--set", "lr=1"], "t")
 
 
+def test_unset_mixed_precision_is_the_launchers(monkeypatch):
+    # `accelerate launch --config_file trainer_configs/accelerate/ddp_gpu.yaml` says bf16 through this variable. The
+    # pretrain arguments used to hand the Accelerator an explicit `no`, which overrode it; the Trainer commands took
+    # it. A value of the run's own still wins.
+    argv = ["--config", TINY_YAML, "--dataset", "tiny", "--output", "x"]
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")
+    (launched,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
+    (explicit,) = parse_dataclasses((PretrainArguments,), [*argv, "--set", "mixed_precision=no"], prog="test")
+    monkeypatch.delenv("ACCELERATE_MIXED_PRECISION")
+    (alone,) = parse_dataclasses((PretrainArguments,), argv, prog="test")
+    assert (launched.mixed_precision, explicit.mixed_precision, alone.mixed_precision) == ("bf16", "no", "no")
+    assert launched.run_fingerprint("f") != alone.run_fingerprint("f")  # another run: not resumed across precisions
+
+
 def test_answer_loss_labels_the_object_wherever_it_stands_and_the_end_that_follows_it(tmp_path):
     config = make_config("tiny", paraphrase_fraction=1.0, repeats=1, num_objects=1200, num_perturbed=3)
     data = open_dataset(str(generate_dataset(config, tmp_path / "d", progress=False)))
