@@ -72,22 +72,10 @@ def test_fsdp_pretrains_unlearns_and_relearns_like_one_process(tmp_path, tiny_mo
         # The launch file's bf16, which `pretrain` takes from the launcher as the Trainer commands do.
         pretraining = _launch_fsdp(pretrain_argv, pretrain_log, mixed_precision="shipped")
         try:
-            unlearn_fsdp_argv = [
-                *unlearn_argv,
-                "--set",
-                "per_device_train_batch_size=8",
-                "--output",
-                str(unlearned_fsdp),
-            ]
-            unlearning = _launch_fsdp(unlearn_fsdp_argv, unlearn_log)
-            unlearn_one_argv = [
-                *unlearn_argv,
-                "--set",
-                "per_device_train_batch_size=16",
-                "--output",
-                str(unlearned_one),
-            ]
-            assert main(unlearn_one_argv) == 0
+            fsdp_flags = ["--set", "per_device_train_batch_size=8", "--output", str(unlearned_fsdp)]
+            unlearning = _launch_fsdp([*unlearn_argv, *fsdp_flags], unlearn_log)
+            one_flags = ["--set", "per_device_train_batch_size=16", "--output", str(unlearned_one)]
+            assert main([*unlearn_argv, *one_flags]) == 0
             _finish(unlearning, unlearn_log)
             relearning = _launch_fsdp([*relearn_argv, "--output", str(tmp_path / "relearn-fsdp")], relearn_log)
             assert main([*relearn_argv, "--output", str(tmp_path / "relearn-one")]) == 0
