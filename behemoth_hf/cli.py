@@ -77,10 +77,16 @@ def main_process_print(message: str) -> None:
         print(message)
 
 
+def launched_processes() -> int:
+    """The processes torchrun / accelerate launch started (they set WORLD_SIZE in every one; 1 without them). Read
+    before any distributed state exists: a `PartialState()` made to ask would miss `ACCELERATE_USE_CPU`."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def single_process_only(command: str) -> None:
     """Refuse, before any work, a command without a multi-process mode started on several processes: each would run
     all of it, and all but the first to finish would fail on the finished output."""
-    launched = int(os.environ.get("WORLD_SIZE", "1"))  # set by torchrun and accelerate launch in every process
+    launched = launched_processes()
     if launched > 1:
         raise ValueError(
             f"`behemoth {command}` runs in one process, and {launched} were started: run it without torchrun or "

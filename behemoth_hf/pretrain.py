@@ -44,6 +44,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm.auto import tqdm
 from transformers import GenerationConfig, get_scheduler
 
+from behemoth_hf.cli import launched_processes
 from behemoth_hf.data import BehemothData, open_dataset
 from behemoth_hf.modeling import PRESETS, build_model, rebuilt_model
 from behemoth_hf.render import END
@@ -454,7 +455,7 @@ def pretrain(args: PretrainArguments, on_step_end: Callable[[int], None] | None 
     # The processes of this run (the Accelerator made below shares this state); ACCELERATE_USE_CPU read as
     # AcceleratorState reads it, else a CPU-only torchrun would make every process a lone one.
     state = PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
-    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    launched = launched_processes()
     if launched > 1 and state.num_processes == 1:
         raise ValueError(
             f"started as {launched} processes, but accelerate sees a single one (no GPU): set ACCELERATE_USE_CPU=1 "

@@ -16,7 +16,6 @@ reaches is what the relearning set teaches by itself (chance, in a world of inde
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +27,7 @@ from datasets import concatenate_datasets
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
 from behemoth_hf.attacks.targets import AttackTargets
+from behemoth_hf.cli import launched_processes
 from behemoth_hf.data import BehemothData, load_model, open_dataset
 from behemoth_hf.scoring import score_answers
 from behemoth_hf.unlearn.data import encode_examples
@@ -153,12 +153,6 @@ class RecoveryCurve(TrainerCallback):
             self.measure(model, state.global_step)
 
 
-def _num_processes() -> int:
-    # torchrun and accelerate launch set WORLD_SIZE in every process; read before any distributed state exists (a
-    # `PartialState()` made here would miss `ACCELERATE_USE_CPU`, which the Trainer's arguments honour).
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
 def relearn_curve(model_path: str, data: BehemothData, kind: str, args: RelearnArguments, work_dir: Path) -> dict:
     """Relearn one model on one set; the recovery curve of its held-out forget facts."""
     model, tokenizer = load_model(data, model_path)
@@ -173,7 +167,7 @@ def relearn_curve(model_path: str, data: BehemothData, kind: str, args: RelearnA
         max_steps=args.max_steps,
         learning_rate=args.learning_rate,
         lr_scheduler_type="constant",
-        per_device_train_batch_size=args.batch_size // _num_processes(),  # a multiple: checked by run_relearn
+        per_device_train_batch_size=args.batch_size // launched_processes(),  # a multiple: checked by run_relearn
         logging_steps=args.eval_steps,
         save_strategy="no",
         report_to="none",
@@ -197,9 +191,9 @@ def run_relearn(args: RelearnArguments) -> dict[str, Any]:
     from behemoth_hf.attacks.tables import write_attack_table
 
     sources = args.named_targets()
-    if args.batch_size % _num_processes():
+    if args.batch_size % launched_processes():
         raise ValueError(
-            f"`batch_size` ({args.batch_size}) must be a multiple of the {_num_processes()} processes, which "
+            f"`batch_size` ({args.batch_size}) must be a multiple of the {launched_processes()} processes, which "
             "share each step's examples equally"
         )
     data = open_dataset(args.dataset)
